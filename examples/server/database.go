@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mana-how/mana-auth/localpg"
+	"github.com/mana-how/mana-auth/migrate"
+)
+
+// devDatabase is the database the zero-configuration development server
+// creates on the PostgreSQL it finds or starts.
+const devDatabase = "mana_auth"
+
+// databases holds the two connections of api.md's "Tables" section: the
+// owner that runs migrations, and the runtime pool the handlers use.
+type databases struct {
+	migrateURL string
+	runtime    *pgxpool.Pool
+	server     *localpg.Server // nil unless found or started in development
+}
+
+func (d *databases) Close() {
+	if d.runtime != nil {
+		d.runtime.Close()
+	}
+}
+
+// openDatabases finds the database, migrates it as the owner and opens the
+// runtime pool as migrate.RuntimeRole.
+//
+//   - DATABASE_URL unset (development only): localpg finds a local
+//     PostgreSQL, or starts a private cluster under StateDir/postgres that is
+//     reused next time; database mana_auth is created when missing.
+//   - DATABASE_URL logs in as a superuser: in development the server
+//     migrates with it and logs in as the runtime role on the same server
+//     and database, with a password generated once and kept in StateDir;
+//     in production that is refused.
+//   - Otherwise DATABASE_URL is the runtime role and MIGRATE_DATABASE_URL
+//     the owner.
+func openDatabases(ctx context.Context, cfg Config, sources []migrate.Source, logger *slog.Logger) (_ *databases, err error) {
+	d := &databases{}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	runtimeURL, migrateURL := cfg.DatabaseURL, cfg.MigrateDatabaseURL
+	if cfg.DatabaseURL == "" {
+		srv, err := localpg.Find(ctx, localpg.Options{
+			ClusterDir: filepath.Join(cfg.StateDir, "postgres"),
+			Logger:     logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("no DATABASE_URL and %w", err)
+		}
+		d.server = srv
+		logger.Info("development database", "source", srv.Source, "database", devDatabase)
+		if err := ensureDatabase(ctx, srv.URL, devDatabase); err != nil {
+			return nil, err
+		}
+		cfg, err := pgx.ParseConfig(srv.URL)
+		if err != nil {
+			return nil, fmt.Errorf("development database URL: %w", err)
+		}
+		if migrateURL, err = srv.URLFor(devDatabase, cfg.User, cfg.Password); err != nil {
+			return nil, err
+		}
+		runtimeURL = migrateURL
+	}
+
+	if err := runMigrations(ctx, migrateURL, sources, logger); err != nil {
+		return nil, err
+	}
+
+	super, err := isSuperuser(ctx, runtimeURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if super {
+		if cfg.Production {
+			return nil, fmt.Errorf("DATABASE_URL logs in as a superuser, which bypasses row-level security; in production set it to the runtime role %s and MIGRATE_DATABASE_URL to the owner", migrate.RuntimeRole)
+		}
+		if runtimeURL, err = runtimeRoleURL(ctx, runtimeURL, cfg.StateDir); err != nil {
+			return nil, err
+		}
+	}
+
+	pool, err := pgxpool.New(ctx, runtimeURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	d.runtime = pool
+	d.migrateURL = migrateURL
+	role, err := migrate.CurrentRole(ctx, pool)
+	if err != nil {
+		return nil, fmt.Errorf("runtime connection: %w", err)
+	}
+	if !role.Safe() {
+		msg := fmt.Sprintf("the runtime connection logs in as %q (superuser=%t, bypassrls=%t, owns %d tables) and could bypass row-level security", role.Name, role.Superuser, role.BypassRLS, role.OwnedTables)
+		if cfg.Production {
+			return nil, errors.New(msg + "; refusing to start in production")
+		}
+		logger.Warn(msg)
+	}
+	logger.Info("runtime pool ready", "role", role.Name)
+	return d, nil
+}
+
+func runMigrations(ctx context.Context, ownerURL string, sources []migrate.Source, logger *slog.Logger) error {
+	owner, err := pgxpool.New(ctx, ownerURL)
+	if err != nil {
+		return fmt.Errorf("MIGRATE_DATABASE_URL: %w", err)
+	}
+	defer owner.Close()
+	m, err := migrate.New(migrate.Config{Pool: owner, Sources: sources, Logger: logger})
+	if err != nil {
+		return err
+	}
+	applied, err := m.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	logger.Info("migrations current", "applied_now", len(applied))
+	return nil
+}
+
+func ensureDatabase(ctx context.Context, adminURL, name string) error {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return fmt.Errorf("connect to create database %s: %w", name, err)
+	}
+	defer closeConn(ctx, conn)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database %s: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // created concurrently
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+func isSuperuser(ctx context.Context, dbURL string) (bool, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return false, err
+	}
+	defer closeConn(ctx, conn)
+	role, err := migrate.CurrentRole(ctx, conn)
+	if err != nil {
+		return false, err
+	}
+	return role.Superuser, nil
+}
+
+// runtimeRoleURL returns superURL logged in as the runtime role with its
+// development password (kept in StateDir/runtime-role-password, generated on
+// first use). When the server refuses that login, the password is set
+// through the superuser connection first.
+func runtimeRoleURL(ctx context.Context, superURL, stateDir string) (string, error) {
+	pass, err := statePassword(filepath.Join(stateDir, "runtime-role-password"))
+	if err != nil {
+		return "", err
+	}
+	u, err := url.Parse(superURL)
+	if err != nil || !strings.HasPrefix(u.Scheme, "postgres") {
+		return "", fmt.Errorf("DATABASE_URL: only postgres:// URLs are supported")
+	}
+	u.User = url.UserPassword(migrate.RuntimeRole, pass)
+	runtimeURL := u.String()
+
+	probe, err := pgx.Connect(ctx, runtimeURL)
+	if err == nil {
+		closeConn(ctx, probe)
+		return runtimeURL, nil
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || !strings.HasPrefix(pgErr.Code, "28") {
+		return "", fmt.Errorf("log in as %s: %w", migrate.RuntimeRole, err)
+	}
+	conn, err := pgx.Connect(ctx, superURL)
+	if err != nil {
+		return "", err
+	}
+	defer closeConn(ctx, conn)
+	// ALTER ROLE takes no parameters; the password is hex, so quoting it is safe.
+	if _, err := conn.Exec(ctx, "ALTER ROLE "+migrate.RuntimeRole+" PASSWORD '"+pass+"'"); err != nil {
+		return "", fmt.Errorf("set the runtime role's development password: %w", err)
+	}
+	return runtimeURL, nil
+}
+
+func statePassword(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	pass := hex.EncodeToString(raw)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("state directory: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(pass+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return pass, nil
+}
+
+func closeConn(ctx context.Context, conn *pgx.Conn) {
+	if err := conn.Close(context.WithoutCancel(ctx)); err != nil {
+		// Closing only fails when the connection is already broken; the
+		// operation that used it reported that.
+		slog.Default().Debug("close connection", "err", err)
+	}
+}

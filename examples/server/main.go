@@ -1,0 +1,112 @@
+// Command server is mana-auth's reference server: every package of the
+// module mounted on one mux, configured from the environment (see README.md
+// and api.md). With no configuration at all it runs in development mode on a
+// local PostgreSQL, which it starts privately when only the binaries are
+// installed.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/mana-how/mana-auth/lockout"
+	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/migrate"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Getenv, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "mana-auth: "+err.Error())
+		os.Exit(1)
+	}
+}
+
+// sources is every migration source the server mounts, in order.
+func sources() []migrate.Source {
+	return []migrate.Source{
+		migrate.Foundation(),
+		manaauth.Source(),
+		lockout.Source(),
+	}
+}
+
+// run starts the server and serves until ctx ends, then shuts down
+// gracefully. onListen, when set, receives the bound address.
+func run(ctx context.Context, getenv func(string) string, logOut io.Writer, onListen func(addr string)) error {
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, logOut)
+	if !cfg.Production {
+		logger.Warn("development mode: secrets default to development values; set MANA_AUTH_ENV=production in production")
+	}
+
+	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	dbs, err := openDatabases(startCtx, cfg, sources(), logger)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer dbs.Close()
+
+	srv := newServer(serverDeps{Config: cfg, Logger: logger, Pool: dbs.runtime, Sources: sources()})
+	// Report schema drift at start, before the first request.
+	srv.checkReady(ctx)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("MANA_AUTH_ADDR: %w", err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "base_url", cfg.BaseURL.String())
+	if onListen != nil {
+		onListen(ln.Addr().String())
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+func newLogger(cfg Config, out io.Writer) *slog.Logger {
+	if cfg.Production {
+		return slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}

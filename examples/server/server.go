@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/migrate"
+	"github.com/mana-how/mana-auth/web"
+)
+
+// maxBody is api.md's request body limit.
+const maxBody = 64 << 10
+
+// server is the reference server's HTTP side: the mux, every route mounted
+// on it (the OpenAPI test compares them with openapi.yaml) and the
+// middleware around it.
+type server struct {
+	mux     *http.ServeMux
+	routes  []string
+	logger  *slog.Logger
+	metrics *metrics
+	ready   *readiness
+}
+
+type serverDeps struct {
+	Config  Config
+	Logger  *slog.Logger
+	Pool    *pgxpool.Pool // runtime role
+	Sources []migrate.Source
+}
+
+func newServer(d serverDeps) *server {
+	s := &server{mux: http.NewServeMux(), logger: d.Logger, metrics: newMetrics(d.Pool)}
+	ready := &readiness{pool: d.Pool, sources: d.Sources, logger: d.Logger, timeout: 2 * time.Second,
+		errs: autherr.Writer{Logger: slog.New(slog.DiscardHandler)}}
+	s.ready = ready
+
+	s.handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if err := web.JSON(w, http.StatusOK, map[string]string{"status": "ok"}); err != nil {
+			s.logger.Warn("write /healthz", "err", err)
+		}
+	}))
+	s.handle("GET /readyz", ready)
+	s.handle("GET /metrics", s.metrics.handler())
+	return s
+}
+
+// checkReady runs the readiness checks once, logging what is missing.
+func (s *server) checkReady(ctx context.Context) { s.ready.check(ctx) }
+
+// handle mounts h at pattern and remembers the route.
+func (s *server) handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.routes = append(s.routes, pattern)
+}
+
+// Handler wraps the mux: request id, security headers, the body limit, and
+// the access log and metrics (innermost, so they see the matched pattern).
+func (s *server) Handler() http.Handler {
+	var h http.Handler = s.mux
+	h = s.observe(h)
+	h = limitBody(h)
+	h = web.SecurityHeaders(h)
+	h = web.RequestID(h)
+	return h
+}
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusWriter records the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// observe logs each request (never its query string, which may carry a
+// token) and records it in the metrics by route pattern.
+func (s *server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.code == 0 {
+			sw.code = http.StatusOK
+		}
+		d := time.Since(start)
+		s.metrics.observe(r.Pattern, r.Method, sw.code, d)
+		level := slog.LevelInfo
+		if sw.code >= 500 {
+			level = slog.LevelWarn // the error itself was logged at error level where it happened
+		}
+		s.logger.LogAttrs(r.Context(), level, "request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.String("route", r.Pattern),
+			slog.Int("status", sw.code),
+			slog.Duration("duration", d),
+			slog.String("request_id", w.Header().Get("X-Request-Id")),
+		)
+	})
+}

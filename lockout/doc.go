@@ -1,0 +1,48 @@
+// Package lockout is mana-auth's login gate, its security event log and its
+// rate limiters.
+//
+// # Login gate
+//
+// Every credential check (password login, passkey login, the password
+// re-checks of change-password, change-email and account deletion) passes
+// the same gate, keyed by the canonical (trimmed, lower-cased) email whether
+// or not an account exists, so an unknown address locks exactly like a real
+// one and the lock reveals nothing:
+//
+//	t, err := gate.Begin(ctx, lockout.Attempt{Email: email, Method: lockout.Password, IP: ip, UserAgent: ua})
+//	if err != nil {
+//		return err // 429 ACCOUNT_LOCKED (also for the right password) or 503
+//	}
+//	user, verr := verifyPassword(ctx, email, password) // INVALID_CREDENTIALS on a mismatch
+//	if err := t.Finish(ctx, user.ID, verr); err != nil {
+//		return err // could not record: 503
+//	}
+//	return verr
+//
+// Policy (DefaultPolicy): 5 credential failures within 15 minutes (a
+// sliding window) lock the email for 30 minutes. Begin counts the attempt
+// before the check and refuses every attempt once the count reaches the
+// maximum, in one statement, so a burst of parallel wrong passwords on any
+// number of instances verifies at most MaxFailures passwords per window.
+// Only INVALID_CREDENTIALS counts (autherr.CountsTowardLockout): a database
+// or hashing failure during the check takes the admission back. Failures
+// while locked do not extend the lock. A success resets the count, so the
+// window restarts after every successful login. Clear, called when a
+// password reset completes, lifts the lock: an attacker who knows only an
+// address locks its owner out for at most one lock period. Every attempt,
+// refused ones included, is a row of auth.login_attempts; the failure that
+// completes a lock records ACCOUNT_LOCKED in the same transaction.
+//
+// The gate fails closed: when PostgreSQL cannot be reached, Begin returns an
+// error that classifies as SERVICE_UNAVAILABLE and records nothing — never
+// "not locked".
+//
+// # Security events
+//
+// Events writes auth.security_events. Every optional value (user id, IP,
+// user agent, metadata) is bound as NULL when absent. Log never breaks the
+// request that caused the event: a failure is logged at warn with its cause
+// and counted in mana_auth_security_event_failures_total. Insert writes an
+// event inside the caller's transaction, where the event belongs to a state
+// change.
+package lockout

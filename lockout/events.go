@@ -1,0 +1,190 @@
+package lockout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// EventType names a security-relevant action. The set is closed: Valid
+// reports whether a value is one of the constants below.
+type EventType string
+
+// Event types written to auth.security_events.
+const (
+	LoginSuccess           EventType = "LOGIN_SUCCESS"
+	LoginFailure           EventType = "LOGIN_FAILURE"
+	AccountLocked          EventType = "ACCOUNT_LOCKED"
+	LockoutCleared         EventType = "LOCKOUT_CLEARED"
+	Register               EventType = "REGISTER"
+	Logout                 EventType = "LOGOUT"
+	EmailVerified          EventType = "EMAIL_VERIFIED"
+	PasswordChanged        EventType = "PASSWORD_CHANGED"
+	PasswordResetRequested EventType = "PASSWORD_RESET_REQUESTED"
+	PasswordReset          EventType = "PASSWORD_RESET"
+	EmailChangeRequested   EventType = "EMAIL_CHANGE_REQUESTED"
+	EmailChanged           EventType = "EMAIL_CHANGED"
+	ProfileUpdated         EventType = "PROFILE_UPDATED"
+	AccountDeleted         EventType = "ACCOUNT_DELETED"
+	TokenReuseDetected     EventType = "TOKEN_REUSE_DETECTED"
+	PasskeyRegistered      EventType = "PASSKEY_REGISTERED"
+	PasskeyRenamed         EventType = "PASSKEY_RENAMED"
+	PasskeyDeleted         EventType = "PASSKEY_DELETED"
+	PasskeyLoginSuccess    EventType = "PASSKEY_LOGIN_SUCCESS"
+	PasskeyLoginFailure    EventType = "PASSKEY_LOGIN_FAILURE"
+	APIKeyCreated          EventType = "API_KEY_CREATED"
+	APIKeyRevoked          EventType = "API_KEY_REVOKED"
+	VaultInitialized       EventType = "VAULT_INITIALIZED"
+	VaultKeyRotated        EventType = "VAULT_KEY_ROTATED"
+	VaultRecoverySet       EventType = "VAULT_RECOVERY_SET"
+	VaultRecoveryCleared   EventType = "VAULT_RECOVERY_CLEARED"
+	VaultZKEnabled         EventType = "VAULT_ZK_ENABLED"
+	VaultZKDisabled        EventType = "VAULT_ZK_DISABLED"
+	GrantIssued            EventType = "GRANT_ISSUED"
+	DataExported           EventType = "DATA_EXPORTED"
+)
+
+var eventTypes = map[EventType]bool{
+	LoginSuccess: true, LoginFailure: true, AccountLocked: true, LockoutCleared: true, Register: true,
+	Logout: true, EmailVerified: true, PasswordChanged: true, PasswordResetRequested: true,
+	PasswordReset: true, EmailChangeRequested: true, EmailChanged: true, ProfileUpdated: true,
+	AccountDeleted: true, TokenReuseDetected: true, PasskeyRegistered: true, PasskeyRenamed: true,
+	PasskeyDeleted: true, PasskeyLoginSuccess: true, PasskeyLoginFailure: true, APIKeyCreated: true,
+	APIKeyRevoked: true, VaultInitialized: true, VaultKeyRotated: true, VaultRecoverySet: true,
+	VaultRecoveryCleared: true, VaultZKEnabled: true, VaultZKDisabled: true, GrantIssued: true,
+	DataExported: true,
+}
+
+// Valid reports whether t is one of the declared event types.
+func (t EventType) Valid() bool { return eventTypes[t] }
+
+// Event is one row of auth.security_events. Every optional field left at
+// its zero value is stored as NULL: UserID uuid.Nil, IP the zero Addr,
+// UserAgent "", Metadata nil. Metadata must never hold secrets, tokens or
+// key bytes.
+type Event struct {
+	Type      EventType
+	UserID    uuid.UUID
+	IP        netip.Addr
+	UserAgent string
+	Metadata  map[string]any
+}
+
+// EventsConfig configures Events.
+type EventsConfig struct {
+	Pool   *pgxpool.Pool // required
+	Logger *slog.Logger  // nil discards
+	Now    func() time.Time
+	// Registerer receives the counter mana_auth_security_event_failures_total;
+	// nil leaves it unregistered (still counted, see Failures).
+	Registerer prometheus.Registerer
+}
+
+// Events appends to auth.security_events.
+type Events struct {
+	pool     *pgxpool.Pool
+	logger   *slog.Logger
+	now      func() time.Time
+	failures prometheus.Counter
+}
+
+// NewEvents validates cfg.
+func NewEvents(cfg EventsConfig) (*Events, error) {
+	if cfg.Pool == nil {
+		return nil, errors.New("lockout: EventsConfig.Pool is required")
+	}
+	e := &Events{pool: cfg.Pool, logger: cfg.Logger, now: cfg.Now,
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mana_auth_security_event_failures_total",
+			Help: "Security events that could not be written (each logged at warn with its cause).",
+		})}
+	if e.logger == nil {
+		e.logger = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(e.failures); err != nil {
+			return nil, fmt.Errorf("lockout: register event metrics: %w", err)
+		}
+	}
+	return e, nil
+}
+
+// Failures is the number of events that could not be written.
+func (e *Events) Failures() prometheus.Counter { return e.failures }
+
+// Log writes ev in a transaction of its own. Writing an event never breaks
+// the request that caused it: a failure is logged at warn with its cause
+// and counted in mana_auth_security_event_failures_total. Use Insert where
+// the event belongs to a state change and must commit with it.
+func (e *Events) Log(ctx context.Context, ev Event) {
+	if _, err := insertEvent(ctx, e.pool, ev, e.now()); err != nil {
+		e.failures.Inc()
+		e.logger.LogAttrs(ctx, slog.LevelWarn, "security event not written",
+			slog.String("event_type", string(ev.Type)), slog.String("user_id", nullableUUID(ev.UserID)),
+			slog.Any("err", err))
+	}
+}
+
+// Insert writes ev inside the caller's transaction, so that it commits or
+// rolls back with the state change it records. Its error is the caller's to
+// return.
+func (e *Events) Insert(ctx context.Context, tx pgx.Tx, ev Event) error {
+	_, err := insertEvent(ctx, tx, ev, e.now())
+	return err
+}
+
+type execer interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// insertEvent binds every absent optional value as NULL explicitly, and
+// the time as a time value.
+func insertEvent(ctx context.Context, q execer, ev Event, at time.Time) (int64, error) {
+	if !ev.Type.Valid() {
+		return 0, fmt.Errorf("lockout: unknown event type %q", ev.Type)
+	}
+	var userID, ip, ua, meta any
+	if ev.UserID != uuid.Nil {
+		userID = ev.UserID
+	}
+	if ev.IP.IsValid() {
+		ip = ev.IP
+	}
+	if ev.UserAgent != "" {
+		ua = ev.UserAgent
+	}
+	if ev.Metadata != nil {
+		b, err := json.Marshal(ev.Metadata)
+		if err != nil {
+			return 0, fmt.Errorf("lockout: event %s metadata: %w", ev.Type, err)
+		}
+		meta = b
+	}
+	var id int64
+	err := q.QueryRow(ctx, `INSERT INTO auth.security_events (event_type, user_id, ip_address, user_agent, metadata, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+		string(ev.Type), userID, ip, ua, meta, at).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("lockout: insert %s event: %w", ev.Type, err)
+	}
+	return id, nil
+}
+
+func nullableUUID(id uuid.UUID) string {
+	if id == uuid.Nil {
+		return ""
+	}
+	return id.String()
+}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/puddle/v2"
 )
 
@@ -25,14 +24,17 @@ import (
 //     that labels a database outage INVALID_CREDENTIALS (or any other client
 //     fault) cannot blame the user or bump the lockout counter.
 //  2. Infrastructure failures anywhere in the tree: SERVICE_UNAVAILABLE.
-//     That covers *pgconn.ConnectError, pgconn timeouts, a closed pgxpool,
-//     a closed connection, any net.Error (dial, DNS, *net.OpError, timeouts),
+//     That covers pgx's *pgconn.ConnectError (whatever its cause: refused
+//     dial, TLS refusal or handshake failure, login refused), pgconn
+//     timeouts, a closed pgxpool (puddle.ErrClosedPool), a closed
+//     connection (pgconn.ErrConnClosed), any net.Error (dial, DNS,
+//     *net.OpError, timeouts),
 //     ECONNREFUSED/ECONNRESET/EPIPE and their kin, io.ErrUnexpectedEOF,
 //     context.DeadlineExceeded and context.Canceled (the client went away
 //     or the server is shutting down; the answer is likely never read, but
 //     the code must not say the client was wrong), and PostgreSQL errors
 //     whose SQLSTATE means infrastructure (see below).
-//  3. Other *pgconn.PgError by SQLSTATE: 23505 is EMAIL_ALREADY_REGISTERED
+//  3. Other PostgreSQL errors by SQLSTATE: 23505 is EMAIL_ALREADY_REGISTERED
 //     when the constraint name contains "email", else CONFLICT; the rest
 //     by the exact-code table, then the class table (every PostgreSQL 15
 //     class has an entry); an unknown class is INTERNAL.
@@ -40,6 +42,11 @@ import (
 //     *json.UnmarshalTypeError: BAD_REQUEST. Decoding of data that did not
 //     come from the client must be wrapped as INTERNAL by its caller.
 //  5. Anything else: INTERNAL (a bug).
+//
+// A PostgreSQL error is any error with a SQLState() string method, such as
+// pgx's *pgconn.PgError; the constraint name is read from its exported
+// ConstraintName field. autherr imports no database driver: pgx's error
+// values are recognised by their methods, exported fields and type names.
 //
 // The returned Message of a classified error is the code's generic message;
 // the cause is kept in Err for the logs, never for the client.
@@ -81,8 +88,8 @@ func IsRetryable(err error) bool {
 		return false
 	}
 	return walk(err, func(node error) bool {
-		pg, ok := node.(*pgconn.PgError)
-		return ok && pg != nil && retryableSQLStates[pg.Code]
+		s, ok := node.(sqlStater)
+		return ok && retryableSQLStates[s.SQLState()]
 	})
 }
 
@@ -99,8 +106,8 @@ func classifyCause(err error) Code {
 	if unavailable(err) {
 		return ServiceUnavailable
 	}
-	if pg := findPgError(err); pg != nil {
-		return sqlstateCode(pg)
+	if s := findSQLState(err); s != nil {
+		return sqlstateCode(s)
 	}
 	code := Internal
 	walk(err, func(node error) bool {
@@ -131,8 +138,11 @@ func findError(err error) *Error {
 }
 
 // unavailable reports whether err's tree holds an infrastructure failure.
+// (pgconn's timeout error always wraps context.Canceled,
+// context.DeadlineExceeded or a net.Error that timed out, which the walk
+// finds below it.)
 func unavailable(err error) bool {
-	return pgconn.Timeout(err) || walk(err, unavailableNode)
+	return walk(err, unavailableNode)
 }
 
 // unavailableErrnos are socket errors that mean the peer (the database,
@@ -150,13 +160,15 @@ var unavailableErrnos = []syscall.Errno{
 
 // unavailableNode looks at one node of an error tree, not its children.
 func unavailableNode(node error) bool {
+	if s, ok := node.(sqlStater); ok && sqlstateCode(s) == ServiceUnavailable {
+		return true
+	}
+	if isPgxConnectError(node) || isConnClosed(node) {
+		return true
+	}
 	switch n := node.(type) {
 	case *Error:
 		return n.Code == ServiceUnavailable
-	case *pgconn.PgError:
-		return sqlstateCode(n) == ServiceUnavailable
-	case *pgconn.ConnectError:
-		return true
 	case syscall.Errno:
 		for _, e := range unavailableErrnos {
 			if n == e {
@@ -170,7 +182,7 @@ func unavailableNode(node error) bool {
 	if reflect.TypeOf(node).Comparable() {
 		switch node {
 		case context.Canceled, context.DeadlineExceeded, io.ErrUnexpectedEOF,
-			pgconn.ErrConnClosed, puddle.ErrClosedPool:
+			puddle.ErrClosedPool:
 			return true
 		}
 	}
@@ -225,20 +237,22 @@ func isNilPointer(err error) bool {
 	return false
 }
 
-// sqlstateCode maps a PostgreSQL error to a code: 23505 by constraint name,
-// then the exact-code table, then the class table, else INTERNAL.
-func sqlstateCode(pg *pgconn.PgError) Code {
-	if pg.Code == "23505" {
-		if strings.Contains(strings.ToLower(pg.ConstraintName), "email") {
+// sqlstateCode maps a PostgreSQL error to a code: 23505 by constraint name
+// (the ConstraintName field of pgx's PgError), then the exact-code table,
+// then the class table, else INTERNAL.
+func sqlstateCode(pg sqlStater) Code {
+	code := pg.SQLState()
+	if code == "23505" {
+		if strings.Contains(strings.ToLower(pgErrorField(pg, "ConstraintName")), "email") {
 			return EmailAlreadyRegistered
 		}
 		return Conflict
 	}
-	if c, ok := sqlstateCodes[pg.Code]; ok {
+	if c, ok := sqlstateCodes[code]; ok {
 		return c
 	}
-	if len(pg.Code) == 5 {
-		if c, ok := sqlstateClasses[pg.Code[:2]]; ok {
+	if len(code) == 5 {
+		if c, ok := sqlstateClasses[code[:2]]; ok {
 			return c
 		}
 	}

@@ -82,6 +82,8 @@ func TestClassify(t *testing.T) {
 	unknownCode := &Error{Code: "NO_SUCH_CODE", Message: "x"}
 	notInfra := Wrap(NotFound, pgErr("22P02", `invalid input syntax for type uuid: "abc"`), "no such guild")
 	conn := connectErr(t)
+	tlsRefused := refusedTLSConnectErr(t)
+	untrustedCert := untrustedCertConnectErr(t)
 
 	cases := []classifyCase{
 		// Our own errors pass through untouched. If Classify rebuilt them,
@@ -188,6 +190,12 @@ func TestClassify(t *testing.T) {
 		// them can ever classify INVALID_CREDENTIALS.
 		{name: "connect_error", err: conn, want: ServiceUnavailable},
 		{name: "connect_error_wrapped", err: fmt.Errorf("pool: %w", conn), want: ServiceUnavailable},
+		// A ConnectError whose cause is neither network nor PostgreSQL: if
+		// ConnectError were only recognised through its cause, these rows
+		// answer INTERNAL (and the mislabeled one INVALID_CREDENTIALS).
+		{name: "connect_error_tls_refused", err: tlsRefused, want: ServiceUnavailable},
+		{name: "connect_error_untrusted_certificate", err: fmt.Errorf("pool: %w", untrustedCert), want: ServiceUnavailable},
+		{name: "mislabeled_tls_refused", err: Wrap(InvalidCredentials, tlsRefused, ""), want: ServiceUnavailable},
 		{name: "closed_pool", err: fmt.Errorf("find user: %w", puddle.ErrClosedPool), want: ServiceUnavailable},
 		{name: "conn_closed", err: fmt.Errorf("find user: %w", pgconn.ErrConnClosed), want: ServiceUnavailable},
 		{name: "net_op_error", err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, want: ServiceUnavailable},

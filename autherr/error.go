@@ -3,8 +3,6 @@ package autherr
 import (
 	"log/slog"
 	"slices"
-
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Error is a classified error: a wire code, a message for the client and the
@@ -73,7 +71,8 @@ func (e *Error) message() string {
 }
 
 // LogValue implements slog.LogValuer: code, status, message, cause text and,
-// when the cause holds a *pgconn.PgError, its SQLSTATE, severity, schema,
+// when the cause holds a PostgreSQL error (see Classify), its SQLSTATE and,
+// from the exported fields of pgx's *pgconn.PgError, severity, schema,
 // table, column and constraint. Of Details only the keys are logged. The
 // PgError's Detail (which can quote row values such as an email address) is
 // left out.
@@ -100,32 +99,19 @@ func (e *Error) LogValue() slog.Value {
 		slices.Sort(keys)
 		attrs = append(attrs, slog.Any("detailKeys", keys))
 	}
-	if pg := findPgError(e.Err); pg != nil {
-		attrs = append(attrs, slog.String("sqlstate", pg.Code))
-		for _, f := range []struct{ k, v string }{
-			{"severity", pg.Severity},
-			{"schema", pg.SchemaName},
-			{"table", pg.TableName},
-			{"column", pg.ColumnName},
-			{"constraint", pg.ConstraintName},
+	if pg := findSQLState(e.Err); pg != nil {
+		attrs = append(attrs, slog.String("sqlstate", pg.SQLState()))
+		for _, f := range []struct{ k, field string }{
+			{"severity", "Severity"},
+			{"schema", "SchemaName"},
+			{"table", "TableName"},
+			{"column", "ColumnName"},
+			{"constraint", "ConstraintName"},
 		} {
-			if f.v != "" {
-				attrs = append(attrs, slog.String(f.k, f.v))
+			if v := pgErrorField(pg, f.field); v != "" {
+				attrs = append(attrs, slog.String(f.k, v))
 			}
 		}
 	}
 	return slog.GroupValue(attrs...)
-}
-
-// findPgError returns the first non-nil *pgconn.PgError in err's tree.
-func findPgError(err error) *pgconn.PgError {
-	var found *pgconn.PgError
-	walk(err, func(node error) bool {
-		if pg, ok := node.(*pgconn.PgError); ok && pg != nil {
-			found = pg
-			return true
-		}
-		return false
-	})
-	return found
 }

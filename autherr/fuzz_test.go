@@ -35,6 +35,7 @@ const (
 	opSentinel        // an infrastructure sentinel: 1 byte chooses which
 	opTypedNil        // a typed nil *Error or *PgError wrapped by fmt.Errorf
 	opWrap2           // fmt.Errorf with two %w
+	opTLSConn         // a real *pgconn.ConnectError: TLS refused or certificate untrusted, 1 byte chooses
 	opCount
 )
 
@@ -48,8 +49,9 @@ type chainBuilder struct {
 	data  []byte
 	pos   int
 	conn  error
-	infra bool // an infrastructure error is in the chain
-	own   bool // a non-nil *Error is in the chain
+	tls   [2]error // ConnectErrors without a network cause
+	infra bool     // an infrastructure error is in the chain
+	own   bool     // a non-nil *Error is in the chain
 }
 
 func (b *chainBuilder) next() byte {
@@ -98,6 +100,9 @@ func (b *chainBuilder) build(depth int) error {
 	case opCanceled:
 		b.infra = true
 		return context.Canceled
+	case opTLSConn:
+		b.infra = true
+		return b.tls[int(b.next())%len(b.tls)]
 	case opJSON:
 		if b.next()%2 == 0 {
 			return jsonSyntaxErr()
@@ -152,15 +157,18 @@ func (b *chainBuilder) build(depth int) error {
 // INTERNAL, the "want SERVICE_UNAVAILABLE" check fails.
 func FuzzClassify(f *testing.F) {
 	conn := connectErr(f)
+	tlsConns := [2]error{refusedTLSConnectErr(f), untrustedCertConnectErr(f)}
 	invalidIdx := byte(indexOf(Codes(), InvalidCredentials))
 	seeds := [][]byte{
-		{opWrap, opWrap, opPgInfra, 0},                 // the incident: 42703 wrapped twice
-		{opOwn, invalidIdx, 0, opPgInfra, 0},           // INVALID_CREDENTIALS over 42703
-		{opJoin, opOwn, invalidIdx, 1, opConnect},      // INVALID_CREDENTIALS joined with a dial error
-		{opOwn, invalidIdx, 0, opWrap, opCanceled},     // INVALID_CREDENTIALS over context.Canceled
-		{opPgAny, '2', '3', '5', '0', '5', 0},          // 23505 on an email constraint
-		{opPgAny, 'Z', 'Z', '0', '0', '0', 1},          // unknown class
-		{opConnect},                                    // refused dial
+		{opWrap, opWrap, opPgInfra, 0},             // the incident: 42703 wrapped twice
+		{opOwn, invalidIdx, 0, opPgInfra, 0},       // INVALID_CREDENTIALS over 42703
+		{opJoin, opOwn, invalidIdx, 1, opConnect},  // INVALID_CREDENTIALS joined with a dial error
+		{opOwn, invalidIdx, 0, opWrap, opCanceled}, // INVALID_CREDENTIALS over context.Canceled
+		{opPgAny, '2', '3', '5', '0', '5', 0},      // 23505 on an email constraint
+		{opPgAny, 'Z', 'Z', '0', '0', '0', 1},      // unknown class
+		{opConnect},                                // refused dial
+		{opTLSConn, 0}, {opTLSConn, 1},             // connect failures without a network cause
+		{opOwn, invalidIdx, 0, opTLSConn, 0},           // INVALID_CREDENTIALS over a TLS refusal
 		{opNetOp},                                      // *net.OpError
 		{opTimeout, 0}, {opTimeout, 1}, {opTimeout, 2}, // timeouts
 		{opSentinel, 0}, {opSentinel, 1}, {opSentinel, 2},
@@ -175,7 +183,7 @@ func FuzzClassify(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b := &chainBuilder{data: data, conn: conn}
+		b := &chainBuilder{data: data, conn: conn, tls: tlsConns}
 		err := b.build(0)
 		e := Classify(err)
 		if err == nil {

@@ -174,6 +174,35 @@ func TestUnknownDatabaseAndRole(t *testing.T) {
 	}
 }
 
+// TestConnectRefusedByTargetSessionAttrs: the server accepts the login but
+// pgx's check of target_session_attrs refuses it (a primary where a standby
+// was asked for: a failover or a wrong DSN). The ConnectError's cause is a
+// plain error, not a network or PostgreSQL one; the outcome must still be
+// SERVICE_UNAVAILABLE. If autherr recognised ConnectError only through its
+// cause, it fails.
+func TestConnectRefusedByTargetSessionAttrs(t *testing.T) {
+	admin := connect(t, adminURL()) // skip under -short, and prove the server is up
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var standby bool
+	require.NoError(t, admin.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&standby))
+	attrs := "standby"
+	if standby {
+		attrs = "primary"
+	}
+	sep := "?"
+	if strings.Contains(adminURL(), "?") {
+		sep = "&"
+	}
+	_, err := pgx.Connect(ctx, adminURL()+sep+"target_session_attrs="+attrs)
+	var ce *pgconn.ConnectError
+	require.ErrorAs(t, err, &ce, "target_session_attrs=%s", attrs)
+	require.Equal(t, autherr.Internal, autherr.CodeOf(ce.Unwrap()),
+		"the cause alone must classify INTERNAL, or this test does not test ConnectError: %v", ce.Unwrap())
+	assert.Equal(t, autherr.ServiceUnavailable, autherr.CodeOf(fmt.Errorf("login: %w", err)))
+	assert.False(t, autherr.CountsTowardLockout(autherr.Wrap(autherr.InvalidCredentials, err, "")))
+}
+
 // TestClosedPool pins the sentinel a closed pgxpool returns
 // (puddle.ErrClosedPool). If pgx changed it, or the classifier stopped
 // recognizing it, it fails.

@@ -45,4 +45,18 @@
 // and counted in mana_auth_security_event_failures_total. Insert writes an
 // event inside the caller's transaction, where the event belongs to a state
 // change.
+//
+// # Rate limiting
+//
+// A Limiter answers, per key, whether one more event is allowed now and
+// otherwise when to retry; LimitError turns a refusal into 429 RATE_LIMITED
+// with Retry-After. MemoryLimiter keeps the state of one instance in
+// bounded memory (idle keys are dropped; 1,000,000 distinct keys flooding a
+// limiter of MaxKeys 100,000 hold about 3 MiB); RedisLimiter shares it
+// between instances through one Lua script on the Redis server's clock, and
+// answers SERVICE_UNAVAILABLE — never "allowed" — when Redis cannot be
+// reached. Both implement GCRA: Limit events per Period for a key that was
+// idle, then one every Period/Limit. The client IP a per-IP key is built
+// from comes from web.ClientIP, which believes X-Forwarded-For only from
+// configured trusted proxies.
 package lockout

@@ -150,7 +150,7 @@ ON CONFLICT (email) DO UPDATE SET
       THEN $2 + make_interval(secs => $5::float8)
   END,
   updated_at = $2
-RETURNING denied, cardinality(failures), locked_until`
+RETURNING denied, locked_until`
 
 // Begin admits one attempt or refuses it.
 //
@@ -167,30 +167,22 @@ func (s *Service) Begin(ctx context.Context, a Attempt) (*Ticket, error) {
 		return nil, fmt.Errorf("lockout: unknown method %q", a.Method)
 	}
 	now := s.now().UTC()
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("lockout: begin: %w", err)
-	}
-	defer s.rollback(ctx, tx)
-
 	var denied bool
-	var count int
 	var lockedUntil *time.Time
-	if err := tx.QueryRow(ctx, gateSQL, a.Email, now, s.policy.Window.Seconds(), s.policy.MaxFailures,
-		s.policy.LockFor.Seconds()).Scan(&denied, &count, &lockedUntil); err != nil {
+	// One statement, one round trip: the admission, and for a denied
+	// attempt its row in auth.login_attempts, commit together.
+	err := s.pool.QueryRow(ctx, `WITH gate AS (`+gateSQL+`),
+		denied_attempt AS (
+		  INSERT INTO auth.login_attempts (email, ip_address, user_agent, successful, method, attempted_at)
+		  SELECT $1, $6, $7, false, $8, $2 FROM gate WHERE gate.denied)
+		SELECT denied, locked_until FROM gate`,
+		a.Email, now, s.policy.Window.Seconds(), s.policy.MaxFailures, s.policy.LockFor.Seconds(),
+		nullAddr(a.IP), nullString(a.UserAgent), string(a.Method)).Scan(&denied, &lockedUntil)
+	if err != nil {
 		return nil, fmt.Errorf("lockout: gate: %w", err)
 	}
 	if denied {
-		if err := insertAttempt(ctx, tx, a, false, now); err != nil {
-			return nil, err
-		}
-		if err := tx.Commit(ctx); err != nil {
-			return nil, fmt.Errorf("lockout: commit denied attempt: %w", err)
-		}
 		return nil, lockedError(lockedUntil.Sub(now))
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("lockout: commit admission: %w", err)
 	}
 	return &Ticket{s: s, a: a, at: now, engaged: lockedUntil != nil}, nil
 }
@@ -347,13 +339,7 @@ func (s *Service) Status(ctx context.Context, email string) (locked bool, remain
 }
 
 func insertAttempt(ctx context.Context, tx pgx.Tx, a Attempt, ok bool, at time.Time) error {
-	var ip, ua any
-	if a.IP.IsValid() {
-		ip = a.IP
-	}
-	if a.UserAgent != "" {
-		ua = a.UserAgent
-	}
+	ip, ua := nullAddr(a.IP), nullString(a.UserAgent)
 	if _, err := tx.Exec(ctx, `INSERT INTO auth.login_attempts (email, ip_address, user_agent, successful, method, attempted_at)
 		VALUES ($1, $2, $3, $4, $5, $6)`, a.Email, ip, ua, ok, string(a.Method), at); err != nil {
 		return fmt.Errorf("lockout: record attempt: %w", err)
@@ -383,4 +369,19 @@ func (s *Service) rollback(ctx context.Context, tx pgx.Tx) {
 	if err := tx.Rollback(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
 		s.logger.Warn("lockout: rollback", "err", err)
 	}
+}
+
+// nullAddr and nullString bind absent values as NULL explicitly.
+func nullAddr(a netip.Addr) any {
+	if a.IsValid() {
+		return a
+	}
+	return nil
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

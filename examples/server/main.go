@@ -62,6 +62,16 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, onLi
 	defer dbs.Close()
 
 	srv := newServer(serverDeps{Config: cfg, Logger: logger, Pool: dbs.runtime, Sources: sources()})
+	auth, err := newAuthStack(ctx, cfg, dbs.runtime, srv.metrics.registry, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := auth.Close(); err != nil {
+			logger.Warn("close auth stack", "err", err)
+		}
+	}()
+	srv.mountAuth(auth)
 	// Report schema drift at start, before the first request.
 	srv.checkReady(ctx)
 

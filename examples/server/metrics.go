@@ -46,10 +46,10 @@ func (m *metrics) handler() http.Handler {
 }
 
 // observe records one finished request. route is the mux pattern that
-// matched ("" for none, recorded as "unmatched" so that scanners cannot
-// blow up the label set).
+// matched ("" or the catch-all "/" for none, recorded as "unmatched" so
+// that scanners cannot blow up the label set).
 func (m *metrics) observe(route, method string, code int, d time.Duration) {
-	if route == "" {
+	if route == "" || route == "/" { // "/" is the catch-all 404
 		route = "unmatched"
 	}
 	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()

@@ -16,6 +16,8 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mana-how/mana-auth/internal/testutil"
 )
 
 var (
@@ -52,7 +54,7 @@ func documentedRoutes(doc *openapi3.T) []string {
 
 func TestOpenAPIDocumentsExactlyTheMountedRoutes(t *testing.T) {
 	doc := loadSpec(t)
-	s := newServer(serverDeps{Config: testConfig(t), Logger: discardLogger(), Sources: sources()})
+	s, _ := testServer(t, testutil.DB(t).Runtime)
 	mounted := slices.Clone(s.routes)
 	slices.Sort(mounted)
 	documented := documentedRoutes(doc)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -48,7 +49,25 @@ func newServer(d serverDeps) *server {
 	}))
 	s.handle("GET /readyz", ready)
 	s.handle("GET /metrics", s.metrics.handler())
+	// Every other path answers the error envelope, not the mux's text 404.
+	s.mux.Handle("/", web.Handle(autherr.Writer{Logger: d.Logger}, func(w http.ResponseWriter, r *http.Request) error {
+		return autherr.New(autherr.NotFound, "no such route")
+	}))
 	return s
+}
+
+// authPrefix is where the Auth section of api.md is mounted.
+const authPrefix = "/api/v1/auth"
+
+// mountAuth mounts the auth handler route by route (so that metrics and
+// logs see each route's pattern) and the JWKS.
+func (s *server) mountAuth(a *authStack) {
+	inner := http.StripPrefix(authPrefix, a.handler)
+	for _, p := range a.handler.Routes() {
+		method, path, _ := strings.Cut(p, " ")
+		s.handle(method+" "+authPrefix+path, inner)
+	}
+	s.handle("GET /.well-known/jwks.json", a.tokens.JWKSHandler())
 }
 
 // checkReady runs the readiness checks once, logging what is missing.

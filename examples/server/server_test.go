@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mana-how/mana-auth/internal/testutil"
+	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/migrate"
 	"github.com/mana-how/mana-auth/web"
 )
@@ -56,7 +58,15 @@ func testServer(t *testing.T, pool *pgxpool.Pool) (*server, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
-	return newServer(serverDeps{Config: testConfig(t), Logger: logger, Pool: pool, Sources: sources()}), logs
+	cfg := testConfig(t)
+	s := newServer(serverDeps{Config: cfg, Logger: logger, Pool: pool, Sources: sources()})
+	if pool != nil {
+		auth, err := newAuthStack(context.Background(), cfg, pool, s.metrics.registry, logger)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, auth.Close()) })
+		s.mountAuth(auth)
+	}
+	return s, logs
 }
 
 type envelope struct {
@@ -313,6 +323,15 @@ func startRun(t *testing.T, env map[string]string) (addr string, logs *syncBuffe
 	return addr, logs
 }
 
+func testSigningKeyPEM(t *testing.T) string {
+	t.Helper()
+	k, err := manaauth.GenerateSigningKey(rand.Reader)
+	require.NoError(t, err)
+	b, err := k.MarshalPEM()
+	require.NoError(t, err)
+	return string(b)
+}
+
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -351,7 +370,7 @@ func TestRunRefusesSuperuserRuntimeInProduction(t *testing.T) {
 		"MANA_AUTH_ENV":         "production",
 		"MANA_AUTH_BASE_URL":    "https://auth.example.com",
 		"MANA_AUTH_KEK":         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-		"MANA_AUTH_SIGNING_KEY": "set",
+		"MANA_AUTH_SIGNING_KEY": testSigningKeyPEM(t),
 		"DATABASE_URL":          db.OwnerURL,
 		"MANA_AUTH_STATE_DIR":   t.TempDir(),
 	}), &syncBuffer{}, nil)
@@ -366,7 +385,7 @@ func TestRunWithSeparateRuntimeAndMigrateURLs(t *testing.T) {
 		"MANA_AUTH_ENV":         "production",
 		"MANA_AUTH_BASE_URL":    "https://auth.example.com",
 		"MANA_AUTH_KEK":         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-		"MANA_AUTH_SIGNING_KEY": "set",
+		"MANA_AUTH_SIGNING_KEY": testSigningKeyPEM(t),
 		"DATABASE_URL":          db.RuntimeURL,
 		"MIGRATE_DATABASE_URL":  db.OwnerURL,
 		"MANA_AUTH_STATE_DIR":   t.TempDir(),

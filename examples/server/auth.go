@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mana-how/mana-auth/lockout"
+	"github.com/mana-how/mana-auth/manaauth"
+)
+
+// audience is the aud claim of the server's access tokens.
+const audience = "mana"
+
+// authStack is everything the auth routes need, built from Config.
+type authStack struct {
+	tokens  *manaauth.Tokens
+	svc     *manaauth.Service
+	handler *manaauth.Handler
+	limiter lockout.Limiter
+	closers []func() error
+}
+
+func (a *authStack) Close() error {
+	if a.svc != nil {
+		a.svc.Close()
+	}
+	var errs []error
+	for _, c := range a.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
+}
+
+func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prometheus.Registerer, logger *slog.Logger) (_ *authStack, err error) {
+	a := &authStack{}
+	defer func() {
+		if err != nil {
+			if cerr := a.Close(); cerr != nil {
+				logger.Warn("close auth stack after a failed start", "err", cerr)
+			}
+		}
+	}()
+	key, err := signingKey(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	a.tokens, err = manaauth.NewTokens(manaauth.TokenConfig{Issuer: cfg.BaseURL.String(), Audience: audience, Signing: key})
+	if err != nil {
+		return nil, fmt.Errorf("MANA_AUTH_SIGNING_KEY: %w", err)
+	}
+	hasher, err := manaauth.NewHasher(manaauth.HasherConfig{})
+	if err != nil {
+		return nil, err
+	}
+	events, err := lockout.NewEvents(lockout.EventsConfig{Pool: pool, Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	gate, err := lockout.New(lockout.Config{Pool: pool, Events: events, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	var mailer manaauth.Mailer = manaauth.LogMailer{Logger: logger}
+	if cfg.SMTPURL != nil {
+		if mailer, err = manaauth.NewSMTPMailer(manaauth.SMTPConfig{URL: cfg.SMTPURL, From: cfg.MailFrom}); err != nil {
+			return nil, fmt.Errorf("SMTP_URL: %w", err)
+		}
+	} else {
+		logger.Warn("SMTP_URL is not set: mails are logged, links included, instead of being sent")
+	}
+	if a.limiter, err = ipLimiter(ctx, cfg, a); err != nil {
+		return nil, err
+	}
+	a.svc, err = manaauth.New(manaauth.Config{
+		Pool: pool, Hasher: hasher, Tokens: a.tokens, Gate: gate, Events: events, Mailer: mailer,
+		Links: manaauth.Links{BaseURL: cfg.BaseURL}, Logger: logger, Registerer: reg,
+		RequireEmailVerification: cfg.RequireEmailVerify, MaxDailySignups: cfg.MaxDailySignups,
+		SecureCookies: cfg.Production || cfg.BaseURL.Scheme == "https",
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.handler = manaauth.NewHandler(a.svc, manaauth.HandlerOptions{Logger: logger, TrustedProxies: cfg.TrustedProxies, IPLimiter: a.limiter})
+	return a, nil
+}
+
+// ipLimiter builds the MANA_AUTH_IP_RATE limiter: in Redis when REDIS_URL
+// is set (shared by every instance), in memory otherwise; nil when the
+// rate is 0.
+func ipLimiter(ctx context.Context, cfg Config, a *authStack) (lockout.Limiter, error) {
+	if cfg.IPRate.Limit == 0 {
+		return nil, nil
+	}
+	rate := lockout.Rate{Limit: cfg.IPRate.Limit, Period: cfg.IPRate.Period}
+	if cfg.RedisURL == nil {
+		return lockout.NewMemoryLimiter(lockout.MemoryConfig{Rate: rate})
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL.String())
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	client := redis.NewClient(opts)
+	a.closers = append(a.closers, client.Close)
+	if err := client.Ping(ctx).Err(); err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	return lockout.NewRedisLimiter(lockout.RedisConfig{Client: client, Rate: rate})
+}
+
+// signingKey is MANA_AUTH_SIGNING_KEY, or in development a key generated
+// once and kept in the state directory.
+func signingKey(cfg Config, logger *slog.Logger) (manaauth.SigningKey, error) {
+	if cfg.SigningKeyPEM != "" {
+		k, err := manaauth.ParseSigningKeyPEM([]byte(cfg.SigningKeyPEM))
+		if err != nil {
+			return manaauth.SigningKey{}, fmt.Errorf("MANA_AUTH_SIGNING_KEY: %w", err)
+		}
+		return k, nil
+	}
+	path := filepath.Join(cfg.StateDir, "signing-key.pem")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k, err := manaauth.ParseSigningKeyPEM(b)
+		if err != nil {
+			return manaauth.SigningKey{}, fmt.Errorf("development signing key %s: %w", path, err)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return manaauth.SigningKey{}, fmt.Errorf("development signing key: %w", err)
+	}
+	k, err := manaauth.GenerateSigningKey(rand.Reader)
+	if err != nil {
+		return manaauth.SigningKey{}, err
+	}
+	pemBytes, err := k.MarshalPEM()
+	if err != nil {
+		return manaauth.SigningKey{}, err
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return manaauth.SigningKey{}, fmt.Errorf("state directory: %w", err)
+	}
+	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
+		return manaauth.SigningKey{}, fmt.Errorf("development signing key: %w", err)
+	}
+	logger.Warn("development: generated an access-token signing key", "path", path)
+	return k, nil
+}

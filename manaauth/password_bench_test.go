@@ -1,0 +1,47 @@
+package manaauth
+
+import (
+	"testing"
+)
+
+// BenchmarkPasswordHash measures one argon2id hash with the default parameters
+// (m=19 MiB, t=2, p=1): the cost every register, change and reset pays.
+func BenchmarkPasswordHash(b *testing.B) {
+	h := pwTestHasher(b, HasherConfig{})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h.Hash(b.Context(), "correct horse battery staple"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPasswordVerify measures one verification with the default parameters:
+// the cost every login pays (DummyVerify costs the same).
+func BenchmarkPasswordVerify(b *testing.B) {
+	h := pwTestHasher(b, HasherConfig{})
+	phc, err := h.Hash(b.Context(), "correct horse battery staple")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		ok, _, err := h.Verify(b.Context(), "correct horse battery staple", phc)
+		if err != nil || !ok {
+			b.Fatalf("Verify = %v, %v", ok, err)
+		}
+	}
+}
+
+// BenchmarkPasswordPolicyCheck measures the policy on an accepted password
+// (every rule runs, including the common-list lookup).
+func BenchmarkPasswordPolicyCheck(b *testing.B) {
+	p := PasswordPolicy{}
+	_ = pwCommonSet() // build the set outside the timed loop
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.Check("Zq8!vR2k-long-enough", "alice@example.com"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,384 @@
+package manaauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/lockout"
+)
+
+// Client describes where a request came from; zero values are stored as
+// NULL.
+type Client struct {
+	IP        netip.Addr
+	UserAgent string
+}
+
+// TokenPair is the answer of login, refresh and session-to-token.
+type TokenPair struct {
+	AccessToken  string `json:"accessToken"`
+	RefreshToken string `json:"refreshToken"`
+	TokenType    string `json:"tokenType"`
+	ExpiresIn    int    `json:"expiresIn"`
+	User         User   `json:"user"`
+
+	// SessionCookie is the value of the web session cookie, set on login
+	// only; never serialised.
+	SessionCookie string    `json:"-"`
+	SessionID     uuid.UUID `json:"-"`
+	ExpiresAt     time.Time `json:"-"`
+}
+
+var errInvalidCredentials = autherr.New(autherr.InvalidCredentials, "invalid email or password")
+
+// Login checks email and password through the lockout gate.
+//
+// Unknown email, wrong password and empty password give the same answer
+// after the same work (an argon2id verification against a dummy hash where
+// there is no real one); so does a locked account, whose answer differs
+// only in its code.
+//
+// Errors: VALIDATION_FAILED (malformed email, password over the maximum
+// length — refused before any hashing), INVALID_CREDENTIALS, ACCOUNT_LOCKED,
+// EMAIL_NOT_VERIFIED (only after the password checked out),
+// SERVICE_UNAVAILABLE.
+func (s *Service) Login(ctx context.Context, email, password string, c Client) (*TokenPair, error) {
+	if s.cfg.Policy.TooLong(password) {
+		return nil, invalidField("password", "too long")
+	}
+	email, err := CanonicalEmail("email", email)
+	if err != nil {
+		return nil, err
+	}
+	acct, err := s.checkPassword(ctx, email, password, lockout.Attempt{Email: email, Method: lockout.Password, IP: c.IP, UserAgent: c.UserAgent})
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.RequireEmailVerification && !acct.EmailVerified {
+		return nil, autherr.New(autherr.EmailNotVerified, "verify your email address first")
+	}
+	return s.startSession(ctx, acct.User, c, true)
+}
+
+// checkPassword runs one credential check through the gate and returns the
+// account when the password is right. It backs login and the password
+// re-checks of change-password, change-email and account deletion.
+func (s *Service) checkPassword(ctx context.Context, email, password string, attempt lockout.Attempt) (account, error) {
+	ticket, err := s.cfg.Gate.Begin(ctx, attempt)
+	if err != nil {
+		if autherr.CodeOf(err) == autherr.AccountLocked {
+			// Same work as every other branch.
+			if derr := s.cfg.Hasher.DummyVerify(ctx, password); derr != nil {
+				return account{}, derr
+			}
+		}
+		return account{}, err
+	}
+	acct, found, err := findByEmail(ctx, s.cfg.Pool, email)
+	if err != nil {
+		return account{}, s.finish(ctx, ticket, uuid.Nil, err)
+	}
+	var verr error
+	needsRehash := false
+	if !found || acct.passwordHash == nil || password == "" {
+		if derr := s.cfg.Hasher.DummyVerify(ctx, password); derr != nil {
+			return account{}, s.finish(ctx, ticket, acct.ID, derr)
+		}
+		verr = errInvalidCredentials
+	} else {
+		ok, rehash, herr := s.cfg.Hasher.Verify(ctx, password, *acct.passwordHash)
+		switch {
+		case herr != nil:
+			return account{}, s.finish(ctx, ticket, acct.ID, herr)
+		case !ok:
+			verr = errInvalidCredentials
+		}
+		needsRehash = ok && rehash
+	}
+	if err := s.finish(ctx, ticket, acct.ID, verr); err != nil {
+		return account{}, err
+	}
+	if needsRehash {
+		s.rehash(ctx, acct.ID, password)
+	}
+	return acct, nil
+}
+
+// finish records the outcome at the gate and returns the error the caller
+// answers with: the outcome, or the gate's own failure to record it.
+func (s *Service) finish(ctx context.Context, t *lockout.Ticket, userID uuid.UUID, outcome error) error {
+	if err := t.Finish(ctx, userID, outcome); err != nil {
+		if outcome != nil && !autherr.CountsTowardLockout(outcome) {
+			return errors.Join(outcome, err)
+		}
+		return err
+	}
+	return outcome
+}
+
+// rehash stores a new hash made with the current parameters after a
+// successful login. Failing to do so costs nothing but the upgrade, which
+// the next login retries; it is logged.
+func (s *Service) rehash(ctx context.Context, userID uuid.UUID, password string) {
+	h, err := s.cfg.Hasher.Hash(ctx, password)
+	if err == nil {
+		_, err = s.cfg.Pool.Exec(ctx, `UPDATE auth.users SET password_hash = $2, updated_at = $3 WHERE id = $1`, userID, h, s.now())
+	}
+	if err != nil {
+		s.logger.Warn("manaauth: password rehash failed; retried at the next login", "user_id", userID.String(), "err", err)
+	}
+}
+
+// startSession creates a session with its first refresh token and, for web
+// logins, the session cookie, and signs the access token.
+func (s *Service) startSession(ctx context.Context, u User, c Client, cookie bool) (*TokenPair, error) {
+	now := s.now().UTC()
+	refresh, refreshHash, err := s.newToken()
+	if err != nil {
+		return nil, err
+	}
+	var cookieTok string
+	var cookieHash []byte
+	if cookie {
+		if cookieTok, cookieHash, err = s.newToken(); err != nil {
+			return nil, err
+		}
+	}
+	var sid uuid.UUID
+	err = s.inTx(ctx, "start session", func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO auth.sessions (user_id, cookie_hash, ip_address, user_agent, created_at, last_used_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING id`,
+			u.ID, cookieHash, nullAddr(c.IP), nullString(c.UserAgent), now, now.Add(s.cfg.SessionTTL)).Scan(&sid); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO auth.refresh_tokens (session_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
+			sid, refreshHash, now, now.Add(s.cfg.SessionTTL))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.pair(u, sid, refresh)
+	if err != nil {
+		return nil, err
+	}
+	p.SessionCookie = cookieTok
+	return p, nil
+}
+
+func (s *Service) pair(u User, sid uuid.UUID, refresh string) (*TokenPair, error) {
+	access, exp, err := s.cfg.Tokens.Issue(u.ID, u.Email, sid)
+	if err != nil {
+		return nil, fmt.Errorf("manaauth: sign access token: %w", err)
+	}
+	return &TokenPair{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer",
+		ExpiresIn: int(s.cfg.Tokens.ttl / time.Second), User: u, SessionID: sid, ExpiresAt: exp}, nil
+}
+
+// Refresh spends a refresh token and returns a new pair. Rotation is one
+// conditional UPDATE (… WHERE spent_at IS NULL), so of many parallel
+// refreshes of one token exactly one spends it. The child token is derived
+// from the parent, so the others — and a client retrying after a lost
+// answer — receive the same child while the spent token is within
+// RefreshGrace. A spent token presented later is a reuse: the whole family
+// (the session) is revoked and TOKEN_REUSE_DETECTED recorded.
+//
+// Errors: TOKEN_INVALID (unknown, revoked, reused), TOKEN_EXPIRED,
+// SERVICE_UNAVAILABLE.
+func (s *Service) Refresh(ctx context.Context, token string, c Client) (*TokenPair, error) {
+	if token == "" || len(token) > 256 {
+		return nil, autherr.New(autherr.TokenInvalid, "invalid refresh token")
+	}
+	now := s.now().UTC()
+	h := hashToken(token)
+	child, childHash := s.childToken(token)
+	var (
+		u        account
+		sid      uuid.UUID
+		reuse    bool
+		outcome  error
+		resolved bool
+	)
+	err := s.inTx(ctx, "refresh", func(tx pgx.Tx) error {
+		var tokID uuid.UUID
+		var expires time.Time
+		err := tx.QueryRow(ctx, `
+			UPDATE auth.refresh_tokens rt SET spent_at = $2
+			FROM auth.sessions s
+			WHERE rt.token_hash = $1 AND rt.spent_at IS NULL AND rt.expires_at > $2
+			  AND s.id = rt.session_id AND s.revoked_at IS NULL AND s.expires_at > $2
+			RETURNING rt.id, rt.session_id, s.expires_at`, h, now).Scan(&tokID, &sid, &expires)
+		if err == nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO auth.refresh_tokens (session_id, parent_id, token_hash, created_at, expires_at)
+				VALUES ($1, $2, $3, $4, $5)`, sid, tokID, childHash, now, expires); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE auth.sessions SET last_used_at = $2 WHERE id = $1`, sid, now); err != nil {
+				return err
+			}
+			resolved = true
+			return nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		// Not spendable: find out why.
+		var spentAt, revokedAt *time.Time
+		var tokExpires, sessExpires time.Time
+		err = tx.QueryRow(ctx, `
+			SELECT rt.id, rt.session_id, rt.spent_at, rt.expires_at, s.revoked_at, s.expires_at
+			FROM auth.refresh_tokens rt JOIN auth.sessions s ON s.id = rt.session_id
+			WHERE rt.token_hash = $1`, h).Scan(&tokID, &sid, &spentAt, &tokExpires, &revokedAt, &sessExpires)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			outcome = autherr.New(autherr.TokenInvalid, "invalid refresh token")
+			return nil
+		case err != nil:
+			return err
+		case revokedAt != nil:
+			outcome = autherr.New(autherr.TokenInvalid, "session revoked")
+			return nil
+		case !tokExpires.After(now) || !sessExpires.After(now):
+			outcome = autherr.New(autherr.TokenExpired, "refresh token expired")
+			return nil
+		}
+		// Spent. Within the grace window the same child is handed out
+		// again, as long as the child itself was not used yet.
+		if now.Sub(*spentAt) <= s.cfg.RefreshGrace {
+			var childSpent *time.Time
+			err := tx.QueryRow(ctx, `SELECT spent_at FROM auth.refresh_tokens WHERE parent_id = $1 AND token_hash = $2`,
+				tokID, childHash).Scan(&childSpent)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			if err == nil && childSpent == nil {
+				resolved = true
+				return nil
+			}
+		}
+		reuse = true
+		if _, err := tx.Exec(ctx, `UPDATE auth.sessions SET revoked_at = $2, revoke_reason = 'token_reuse' WHERE id = $1 AND revoked_at IS NULL`,
+			sid, now); err != nil {
+			return err
+		}
+		var userID uuid.UUID
+		if err := tx.QueryRow(ctx, `SELECT user_id FROM auth.sessions WHERE id = $1`, sid).Scan(&userID); err != nil {
+			return err
+		}
+		outcome = autherr.New(autherr.TokenInvalid, "refresh token reused")
+		return s.cfg.Events.Insert(ctx, tx, lockout.Event{Type: lockout.TokenReuseDetected, UserID: userID,
+			IP: c.IP, UserAgent: c.UserAgent, Metadata: map[string]any{"sessionId": sid.String()}})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if reuse || !resolved {
+		return nil, outcome
+	}
+	var userID uuid.UUID
+	if err := s.cfg.Pool.QueryRow(ctx, `SELECT user_id FROM auth.sessions WHERE id = $1`, sid).Scan(&userID); err != nil {
+		return nil, fmt.Errorf("manaauth: refresh: session user: %w", err)
+	}
+	u, err = findByID(ctx, s.cfg.Pool, userID)
+	if err != nil {
+		return nil, err
+	}
+	return s.pair(u.User, sid, child)
+}
+
+// Logout revokes the session (and so its refresh family). refreshToken,
+// when given, revokes its session too, if it belongs to the same user.
+//
+// Errors: SERVICE_UNAVAILABLE.
+func (s *Service) Logout(ctx context.Context, userID, sessionID uuid.UUID, refreshToken string, c Client) error {
+	now := s.now().UTC()
+	return s.inTx(ctx, "logout", func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM auth.users WHERE id = $1)`, userID).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return nil // the account was deleted: its sessions went with it
+		}
+		if _, err := tx.Exec(ctx, `UPDATE auth.sessions SET revoked_at = $3, revoke_reason = 'logout'
+			WHERE user_id = $1 AND revoked_at IS NULL AND (id = $2 OR id = (
+			  SELECT session_id FROM auth.refresh_tokens WHERE token_hash = $4))`,
+			userID, sessionID, now, hashToken(refreshToken)); err != nil {
+			return err
+		}
+		return s.cfg.Events.Insert(ctx, tx, lockout.Event{Type: lockout.Logout, UserID: userID, IP: c.IP, UserAgent: c.UserAgent,
+			Metadata: map[string]any{"sessionId": sessionID.String()}})
+	})
+}
+
+// SessionFromCookie resolves the web session cookie to its active session.
+//
+// Errors: UNAUTHORIZED (no such active session), SERVICE_UNAVAILABLE.
+func (s *Service) SessionFromCookie(ctx context.Context, cookie string) (userID, sessionID uuid.UUID, err error) {
+	if cookie == "" || len(cookie) > 256 {
+		return uuid.Nil, uuid.Nil, autherr.New(autherr.Unauthorized, "no session")
+	}
+	err = s.cfg.Pool.QueryRow(ctx, `SELECT user_id, id FROM auth.sessions
+		WHERE cookie_hash = $1 AND revoked_at IS NULL AND expires_at > $2`, hashToken(cookie), s.now()).Scan(&userID, &sessionID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return uuid.Nil, uuid.Nil, autherr.New(autherr.Unauthorized, "no session")
+	}
+	if err != nil {
+		return uuid.Nil, uuid.Nil, fmt.Errorf("manaauth: session cookie: %w", err)
+	}
+	return userID, sessionID, nil
+}
+
+// SessionToToken exchanges the web session cookie for a token pair in the
+// same session (a new refresh token root in its family).
+//
+// Errors: UNAUTHORIZED, SERVICE_UNAVAILABLE.
+func (s *Service) SessionToToken(ctx context.Context, cookie string) (*TokenPair, error) {
+	userID, sid, err := s.SessionFromCookie(ctx, cookie)
+	if err != nil {
+		return nil, err
+	}
+	acct, err := findByID(ctx, s.cfg.Pool, userID)
+	if err != nil {
+		return nil, err
+	}
+	refresh, h, err := s.newToken()
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	if _, err := s.cfg.Pool.Exec(ctx, `INSERT INTO auth.refresh_tokens (session_id, token_hash, created_at, expires_at)
+		SELECT id, $2, $3, expires_at FROM auth.sessions WHERE id = $1`, sid, h, now); err != nil {
+		return nil, fmt.Errorf("manaauth: session to token: %w", err)
+	}
+	return s.pair(acct.User, sid, refresh)
+}
+
+// revokeSessions revokes every active session of the user but keep (which
+// may be uuid.Nil to revoke all), inside tx.
+func revokeSessions(ctx context.Context, tx pgx.Tx, userID, keep uuid.UUID, reason string, now time.Time) error {
+	_, err := tx.Exec(ctx, `UPDATE auth.sessions SET revoked_at = $3, revoke_reason = $4
+		WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL`, userID, keep, now, reason)
+	return err
+}
+
+func nullAddr(a netip.Addr) any {
+	if a.IsValid() {
+		return a
+	}
+	return nil
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

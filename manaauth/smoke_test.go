@@ -1,0 +1,90 @@
+package manaauth_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mana-how/mana-auth/internal/mailtest"
+)
+
+// call sends a JSON request to the fixture's server and decodes the answer.
+func (f *fixture) call(t testing.TB, method, path string, body any, hdr map[string]string) (int, map[string]any, *http.Response) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, f.srv.URL+"/api/v1/auth"+path, rd)
+	require.NoError(t, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := f.srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var out map[string]any
+	if len(raw) > 0 {
+		require.NoError(t, json.Unmarshal(raw, &out), "%s %s answered %d %s", method, path, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out, resp
+}
+
+func errCode(body map[string]any) string {
+	e, _ := body["error"].(map[string]any)
+	c, _ := e["code"].(string)
+	return c
+}
+
+func TestSmokeRegisterVerifyLoginRefreshLogout(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{requireVerification: true})
+	st, body, _ := f.call(t, "POST", "/register", map[string]any{"email": " Smoke@Example.com", "password": "correct horse battery"}, nil)
+	require.Equal(t, http.StatusCreated, st, "%v", body)
+	assert.Equal(t, "smoke@example.com", body["user"].(map[string]any)["email"])
+	assert.Nil(t, body["accessToken"], "no tokens before verification")
+
+	st, body, _ = f.call(t, "POST", "/login", map[string]any{"email": "smoke@example.com", "password": "correct horse battery"}, nil)
+	require.Equal(t, http.StatusForbidden, st, "%v", body)
+	assert.Equal(t, "EMAIL_NOT_VERIFIED", errCode(body))
+
+	m := f.smtp.WaitFor(t, "smoke@example.com", 10*time.Second)
+	tok := mailtest.TokenFromText(t, m.Text, "verify-email")
+	st, body, _ = f.call(t, "POST", "/verify-email", map[string]any{"token": tok}, nil)
+	require.Equal(t, http.StatusOK, st, "%v", body)
+	assert.Equal(t, true, body["user"].(map[string]any)["emailVerified"])
+
+	st, body, resp := f.call(t, "POST", "/login", map[string]any{"email": "SMOKE@example.com ", "password": "correct horse battery"}, nil)
+	require.Equal(t, http.StatusOK, st, "%v", body)
+	access, refresh := body["accessToken"].(string), body["refreshToken"].(string)
+	require.NotEmpty(t, access)
+	require.NotEmpty(t, refresh)
+	require.NotEmpty(t, resp.Cookies())
+
+	st, body, _ = f.call(t, "GET", "/profile", nil, map[string]string{"Authorization": "Bearer " + access})
+	require.Equal(t, http.StatusOK, st, "%v", body)
+
+	st, body, _ = f.call(t, "POST", "/refresh", map[string]any{"refreshToken": refresh}, nil)
+	require.Equal(t, http.StatusOK, st, "%v", body)
+	child := body["refreshToken"].(string)
+	assert.NotEqual(t, refresh, child)
+
+	st, body, _ = f.call(t, "POST", "/logout", nil, map[string]string{"Authorization": "Bearer " + access})
+	require.Equal(t, http.StatusNoContent, st, "%v", body)
+	st, body, _ = f.call(t, "POST", "/refresh", map[string]any{"refreshToken": child}, nil)
+	require.Equal(t, http.StatusUnauthorized, st, "%v", body)
+	assert.Equal(t, "TOKEN_INVALID", errCode(body))
+}

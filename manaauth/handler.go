@@ -57,7 +57,7 @@ func NewHandler(svc *Service, opts HandlerOptions) *Handler {
 	}
 	a := &authHandler{svc: svc, opts: opts, errs: autherr.Writer{Logger: opts.Logger, Observe: opts.Observe}}
 	h := &Handler{mux: http.NewServeMux()}
-	bearer := Middleware(svc.cfg.Tokens)
+	bearer := MiddlewareWith(svc.cfg.Tokens, a.errs)
 	handle := func(pattern string, fn web.HandlerFunc, wrap ...func(http.Handler) http.Handler) {
 		var hh http.Handler = web.Handle(a.errs, fn)
 		for _, m := range wrap {

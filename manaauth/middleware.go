@@ -39,7 +39,14 @@ func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
 //     does not verify.
 //
 // A nil t is a wiring bug and panics here, at setup, not on a request.
+// Errors are logged to slog.Default(); MiddlewareWith takes the writer.
 func Middleware(t *Tokens) func(http.Handler) http.Handler {
+	return MiddlewareWith(t, autherr.Writer{})
+}
+
+// MiddlewareWith is Middleware answering its errors through errs (its
+// logger and metrics hook).
+func MiddlewareWith(t *Tokens, errs autherr.Writer) func(http.Handler) http.Handler {
 	if t == nil {
 		panic("manaauth: Middleware: nil *Tokens")
 	}
@@ -48,13 +55,13 @@ func Middleware(t *Tokens) func(http.Handler) http.Handler {
 			token, err := tokBearer(r)
 			if err != nil {
 				w.Header().Set("WWW-Authenticate", "Bearer")
-				autherr.Write(w, r, err)
+				errs.Write(w, r, err)
 				return
 			}
 			claims, err := t.Verify(token)
 			if err != nil {
 				w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-				autherr.Write(w, r, err)
+				errs.Write(w, r, err)
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(ContextWithClaims(r.Context(), claims)))

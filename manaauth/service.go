@@ -43,18 +43,18 @@ type Hooks struct {
 
 // Config configures a Service. Zero durations take the documented defaults.
 type Config struct {
-	Pool   *pgxpool.Pool       // runtime role; required
-	Hasher *Hasher             // required
-	Policy PasswordPolicy      // zero: defaults (8..256 code points)
-	Tokens *Tokens             // required
-	Gate   *lockout.Service    // required: every credential check passes it
-	Events *lockout.Events     // required
-	Mailer Mailer              // required (LogMailer in development)
-	Links  Links               // required: links in mails come from here only
-	Hooks  Hooks               // optional
-	Now    func() time.Time    // default time.Now
-	Rand   io.Reader           // default crypto/rand.Reader
-	Logger *slog.Logger        // default: discard
+	Pool   *pgxpool.Pool    // runtime role; required
+	Hasher *Hasher          // required
+	Policy PasswordPolicy   // zero: defaults (8..256 code points)
+	Tokens *Tokens          // required
+	Gate   *lockout.Service // required: every credential check passes it
+	Events *lockout.Events  // required
+	Mailer Mailer           // required (LogMailer in development)
+	Links  Links            // required: links in mails come from here only
+	Hooks  Hooks            // optional
+	Now    func() time.Time // default time.Now
+	Rand   io.Reader        // default crypto/rand.Reader
+	Logger *slog.Logger     // default: discard
 	// Registerer receives the service's counters; nil leaves them unregistered.
 	Registerer prometheus.Registerer
 

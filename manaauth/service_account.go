@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -317,10 +318,12 @@ func (s *Service) UpdateProfile(ctx context.Context, userID uuid.UUID, p Profile
 	}
 	if p.Image != nil {
 		img := strings.TrimSpace(*p.Image)
-		switch {
-		case img == "":
-		case len(img) > 2048 || !(strings.HasPrefix(img, "https://") || strings.HasPrefix(img, "http://")):
-			fields["image"] = "must be an http(s) URL of at most 2048 characters"
+		if img != "" {
+			u, err := url.Parse(img)
+			if err != nil || len(img) > 2048 || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" ||
+				u.User != nil || strings.ContainsAny(img, " \"<>\\^`{|}") {
+				fields["image"] = "must be an absolute http(s) URL of at most 2048 characters"
+			}
 		}
 		if img != "" {
 			image = img
@@ -553,4 +556,3 @@ func optionalText(field, v string, maxLen int) (*string, error) {
 	}
 	return &v, nil
 }
-

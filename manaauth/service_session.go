@@ -264,15 +264,18 @@ func (s *Service) Refresh(ctx context.Context, token string, c Client) (*TokenPa
 			}
 		}
 		reuse = true
-		if _, err := tx.Exec(ctx, `UPDATE auth.sessions SET revoked_at = $2, revoke_reason = 'token_reuse' WHERE id = $1 AND revoked_at IS NULL`,
-			sid, now); err != nil {
-			return err
-		}
-		var userID uuid.UUID
-		if err := tx.QueryRow(ctx, `SELECT user_id FROM auth.sessions WHERE id = $1`, sid).Scan(&userID); err != nil {
-			return err
-		}
 		outcome = autherr.New(autherr.TokenInvalid, "refresh token reused")
+		// Only the replay that revokes the family records the event: a
+		// burst of parallel replays is one incident.
+		var userID uuid.UUID
+		err = tx.QueryRow(ctx, `UPDATE auth.sessions SET revoked_at = $2, revoke_reason = 'token_reuse'
+			WHERE id = $1 AND revoked_at IS NULL RETURNING user_id`, sid, now).Scan(&userID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 		return s.cfg.Events.Insert(ctx, tx, lockout.Event{Type: lockout.TokenReuseDetected, UserID: userID,
 			IP: c.IP, UserAgent: c.UserAgent, Metadata: map[string]any{"sessionId": sid.String()}})
 	})

@@ -228,21 +228,39 @@ func (t *Ticket) Finish(ctx context.Context, userID uuid.UUID, outcome error) er
 }
 
 func (s *Service) succeed(ctx context.Context, t *Ticket, userID uuid.UUID) error {
-	return s.inTx(ctx, "record success", func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE auth.lockouts SET failures = '{}', locked_until = NULL, denied = false, updated_at = $2
-			WHERE email = $1`, t.a.Email, t.at); err != nil {
-			return err
-		}
-		if err := insertAttempt(ctx, tx, t.a, true, t.at); err != nil {
-			return err
-		}
-		typ := LoginSuccess
-		if t.a.Method == Passkey {
-			typ = PasskeyLoginSuccess
-		}
-		return s.events.Insert(ctx, tx, Event{Type: typ, UserID: userID, IP: t.a.IP, UserAgent: t.a.UserAgent,
-			Metadata: map[string]any{"method": string(t.a.Method)}})
-	})
+	return s.inTx(ctx, "record success", func(tx pgx.Tx) error { return s.succeedTx(ctx, tx, t, userID) })
+}
+
+func (s *Service) succeedTx(ctx context.Context, tx pgx.Tx, t *Ticket, userID uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `UPDATE auth.lockouts SET failures = '{}', locked_until = NULL, denied = false, updated_at = $2
+		WHERE email = $1`, t.a.Email, t.at); err != nil {
+		return err
+	}
+	if err := insertAttempt(ctx, tx, t.a, true, t.at); err != nil {
+		return err
+	}
+	typ := LoginSuccess
+	if t.a.Method == Passkey {
+		typ = PasskeyLoginSuccess
+	}
+	return s.events.Insert(ctx, tx, Event{Type: typ, UserID: userID, IP: t.a.IP, UserAgent: t.a.UserAgent,
+		Metadata: map[string]any{"method": string(t.a.Method)}})
+}
+
+// SucceedTx records a successful check inside the caller's transaction —
+// the one that starts the session, say — so that the success and what it
+// grants commit together, in one commit instead of two. When tx commits,
+// the ticket is done (do not call Finish); when it rolls back, call Finish
+// with the error that made it, which takes the admission back. Errors: the
+// statement's, for the caller to return.
+func (t *Ticket) SucceedTx(ctx context.Context, tx pgx.Tx, userID uuid.UUID) error {
+	if t == nil || t.finished {
+		return nil
+	}
+	if err := t.s.succeedTx(ctx, tx, t, userID); err != nil {
+		return fmt.Errorf("lockout: record success: %w", err)
+	}
+	return nil
 }
 
 func (s *Service) fail(ctx context.Context, t *Ticket, userID uuid.UUID) error {

@@ -113,7 +113,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, c Client) (*Re
 	s.sendMail(ctx, "verification", VerificationMail(s.cfg.Links, email, verifyTok, s.cfg.VerifyTTL))
 	out := &Registered{User: u}
 	if !s.cfg.RequireEmailVerification {
-		if out.Tokens, err = s.startSession(ctx, u, c, true); err != nil {
+		if out.Tokens, err = s.startSession(ctx, u, c, true, nil); err != nil {
 			return nil, err
 		}
 	}

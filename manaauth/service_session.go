@@ -57,58 +57,73 @@ func (s *Service) Login(ctx context.Context, email, password string, c Client) (
 	if err != nil {
 		return nil, err
 	}
-	acct, err := s.checkPassword(ctx, email, password, lockout.Attempt{Email: email, Method: lockout.Password, IP: c.IP, UserAgent: c.UserAgent})
+	acct, ticket, err := s.verifyPassword(ctx, email, password, lockout.Attempt{Email: email, Method: lockout.Password, IP: c.IP, UserAgent: c.UserAgent})
 	if err != nil {
 		return nil, err
 	}
 	if s.cfg.RequireEmailVerification && !acct.EmailVerified {
+		if err := s.finish(ctx, ticket, acct.ID, nil); err != nil {
+			return nil, err
+		}
 		return nil, autherr.New(autherr.EmailNotVerified, "verify your email address first")
 	}
-	return s.startSession(ctx, acct.User, c, true)
+	// The success is recorded in the transaction that starts the session:
+	// one commit for both.
+	p, err := s.startSession(ctx, acct.User, c, true, ticket)
+	if err != nil {
+		return nil, s.finish(ctx, ticket, acct.ID, err)
+	}
+	return p, nil
 }
 
 // checkPassword runs one credential check through the gate and returns the
-// account when the password is right. It backs login and the password
-// re-checks of change-password, change-email and account deletion.
+// account when the password is right, with the success recorded. It backs
+// the password re-checks of change-password, change-email and account
+// deletion.
 func (s *Service) checkPassword(ctx context.Context, email, password string, attempt lockout.Attempt) (account, error) {
+	acct, ticket, err := s.verifyPassword(ctx, email, password, attempt)
+	if err != nil {
+		return account{}, err
+	}
+	return acct, s.finish(ctx, ticket, acct.ID, nil)
+}
+
+// verifyPassword runs one credential check through the gate. A failure is
+// recorded before it returns; when the password is right it returns the
+// account and the ticket still open, for the caller to record the success
+// (Finish, or SucceedTx inside its own transaction).
+func (s *Service) verifyPassword(ctx context.Context, email, password string, attempt lockout.Attempt) (account, *lockout.Ticket, error) {
 	ticket, err := s.cfg.Gate.Begin(ctx, attempt)
 	if err != nil {
 		if autherr.CodeOf(err) == autherr.AccountLocked {
 			// Same work as every other branch.
 			if derr := s.cfg.Hasher.DummyVerify(ctx, password); derr != nil {
-				return account{}, derr
+				return account{}, nil, derr
 			}
 		}
-		return account{}, err
+		return account{}, nil, err
 	}
 	acct, found, err := findByEmail(ctx, s.cfg.Pool, email)
 	if err != nil {
-		return account{}, s.finish(ctx, ticket, uuid.Nil, err)
+		return account{}, nil, s.finish(ctx, ticket, uuid.Nil, err)
 	}
-	var verr error
-	needsRehash := false
 	if !found || acct.passwordHash == nil || password == "" {
 		if derr := s.cfg.Hasher.DummyVerify(ctx, password); derr != nil {
-			return account{}, s.finish(ctx, ticket, acct.ID, derr)
+			return account{}, nil, s.finish(ctx, ticket, acct.ID, derr)
 		}
-		verr = errInvalidCredentials
-	} else {
-		ok, rehash, herr := s.cfg.Hasher.Verify(ctx, password, *acct.passwordHash)
-		switch {
-		case herr != nil:
-			return account{}, s.finish(ctx, ticket, acct.ID, herr)
-		case !ok:
-			verr = errInvalidCredentials
-		}
-		needsRehash = ok && rehash
+		return account{}, nil, s.finish(ctx, ticket, acct.ID, errInvalidCredentials)
 	}
-	if err := s.finish(ctx, ticket, acct.ID, verr); err != nil {
-		return account{}, err
+	ok, rehash, err := s.cfg.Hasher.Verify(ctx, password, *acct.passwordHash)
+	if err != nil {
+		return account{}, nil, s.finish(ctx, ticket, acct.ID, err)
 	}
-	if needsRehash {
+	if !ok {
+		return account{}, nil, s.finish(ctx, ticket, acct.ID, errInvalidCredentials)
+	}
+	if rehash {
 		s.rehash(ctx, acct.ID, password)
 	}
-	return acct, nil
+	return acct, ticket, nil
 }
 
 // finish records the outcome at the gate and returns the error the caller
@@ -138,7 +153,8 @@ func (s *Service) rehash(ctx context.Context, userID uuid.UUID, password string)
 
 // startSession creates a session with its first refresh token and, for web
 // logins, the session cookie, and signs the access token.
-func (s *Service) startSession(ctx context.Context, u User, c Client, cookie bool) (*TokenPair, error) {
+// When ticket is set, its success is recorded in the same transaction.
+func (s *Service) startSession(ctx context.Context, u User, c Client, cookie bool, ticket *lockout.Ticket) (*TokenPair, error) {
 	now := s.now().UTC()
 	refresh, refreshHash, err := s.newToken()
 	if err != nil {
@@ -158,9 +174,11 @@ func (s *Service) startSession(ctx context.Context, u User, c Client, cookie boo
 			u.ID, cookieHash, nullAddr(c.IP), nullString(c.UserAgent), now, now.Add(s.cfg.SessionTTL)).Scan(&sid); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO auth.refresh_tokens (session_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
-			sid, refreshHash, now, now.Add(s.cfg.SessionTTL))
-		return err
+		if _, err := tx.Exec(ctx, `INSERT INTO auth.refresh_tokens (session_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
+			sid, refreshHash, now, now.Add(s.cfg.SessionTTL)); err != nil {
+			return err
+		}
+		return ticket.SucceedTx(ctx, tx, u.ID)
 	})
 	if err != nil {
 		return nil, err

@@ -11,7 +11,8 @@
 // every migration applied exists: its name carries a hash of all migration
 // files, so it is built once (under an advisory lock, so parallel package
 // binaries build it once between them) and reused until a migration changes;
-// older templates are dropped then. Each test then gets
+// templates of other migrations are dropped once they are a day old (a
+// concurrent run of other code keeps its own). Each test then gets
 // CREATE DATABASE … TEMPLATE, a pool logged in as the runtime role and one as
 // the owner, and everything is dropped in t.Cleanup — tests run in parallel
 // and never see each other's rows.
@@ -59,9 +60,10 @@ func Sources() []migrate.Source {
 const RuntimeTestPassword = "mana-auth-test-runtime-role-password-0001"
 
 const (
-	templatePrefix = "mana_auth_tpl_"
-	dbPrefix       = "mana_auth_t_"
-	lockKey        = 0x6d616e6174706c00 // "manatpl\0": serialises template builds
+	templateComment = "mana-auth test template, built "
+	templatePrefix  = "mana_auth_tpl_"
+	dbPrefix        = "mana_auth_t_"
+	lockKey         = 0x6d616e6174706c00 // "manatpl\0": serialises template builds
 )
 
 // Database is one test's own database.
@@ -199,6 +201,7 @@ func (e *env) buildTemplate(ctx context.Context, conn *pgx.Conn) error {
 	for _, stmt := range []string{
 		"ALTER DATABASE " + building + " RENAME TO " + e.template,
 		"ALTER DATABASE " + e.template + " WITH IS_TEMPLATE true ALLOW_CONNECTIONS false",
+		"COMMENT ON DATABASE " + e.template + " IS '" + templateComment + time.Now().UTC().Format(time.RFC3339) + "'",
 	} {
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("testutil: finish template: %w", err)
@@ -207,11 +210,15 @@ func (e *env) buildTemplate(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// dropStaleTemplates removes templates built from older migrations. One that
-// a concurrent run still clones from cannot be dropped; that is reported and
-// left for the next run.
+// dropStaleTemplates removes templates built from other migrations more
+// than a day ago. Younger ones may belong to a concurrent run of other code
+// (another checkout, another branch) on the same server, which must not
+// lose its template mid-run.
 func (e *env) dropStaleTemplates(ctx context.Context, conn *pgx.Conn, t testing.TB) {
-	rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname <> $2", templatePrefix+"%", e.template)
+	rows, err := conn.Query(ctx, `SELECT datname FROM pg_database
+		WHERE datname LIKE $1 AND datname <> $2
+		  AND coalesce(substr(shobj_description(oid, 'pg_database'), $3), '') < $4`,
+		templatePrefix+"%", e.template, len(templateComment)+1, time.Now().UTC().Add(-24*time.Hour).Format(time.RFC3339))
 	if err != nil {
 		t.Logf("testutil: list stale templates: %v", err)
 		return

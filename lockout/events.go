@@ -149,11 +149,14 @@ type execer interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// insertEvent binds every absent optional value as NULL explicitly, and
-// the time as a time value.
-func insertEvent(ctx context.Context, q execer, ev Event, at time.Time) (int64, error) {
+const insertEventSQL = `INSERT INTO auth.security_events (event_type, user_id, ip_address, user_agent, metadata, created_at)
+	VALUES ($1, $2, $3, $4, $5, $6)`
+
+// eventArgs binds every absent optional value as NULL explicitly, and the
+// time as a time value.
+func eventArgs(ev Event, at time.Time) ([]any, error) {
 	if !ev.Type.Valid() {
-		return 0, fmt.Errorf("lockout: unknown event type %q", ev.Type)
+		return nil, fmt.Errorf("lockout: unknown event type %q", ev.Type)
 	}
 	var userID, ip, ua, meta any
 	if ev.UserID != uuid.Nil {
@@ -168,18 +171,35 @@ func insertEvent(ctx context.Context, q execer, ev Event, at time.Time) (int64, 
 	if ev.Metadata != nil {
 		b, err := json.Marshal(ev.Metadata)
 		if err != nil {
-			return 0, fmt.Errorf("lockout: event %s metadata: %w", ev.Type, err)
+			return nil, fmt.Errorf("lockout: event %s metadata: %w", ev.Type, err)
 		}
 		meta = b
 	}
-	var id int64
-	err := q.QueryRow(ctx, `INSERT INTO auth.security_events (event_type, user_id, ip_address, user_agent, metadata, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-		string(ev.Type), userID, ip, ua, meta, at).Scan(&id)
+	return []any{string(ev.Type), userID, ip, ua, meta, at}, nil
+}
+
+func insertEvent(ctx context.Context, q execer, ev Event, at time.Time) (int64, error) {
+	args, err := eventArgs(ev, at)
 	if err != nil {
+		return 0, err
+	}
+	var id int64
+	if err := q.QueryRow(ctx, insertEventSQL+` RETURNING id`, args...).Scan(&id); err != nil {
 		return 0, fmt.Errorf("lockout: insert %s event: %w", ev.Type, err)
 	}
 	return id, nil
+}
+
+// Queue adds ev to b, to be written with the batch's other statements (a
+// batch sent outside a transaction runs as one implicit transaction).
+// Its error (an unknown type, unencodable metadata) is the caller's.
+func (e *Events) Queue(b *pgx.Batch, ev Event) error {
+	args, err := eventArgs(ev, e.now())
+	if err != nil {
+		return err
+	}
+	b.Queue(insertEventSQL, args...)
+	return nil
 }
 
 func nullableUUID(id uuid.UUID) string {

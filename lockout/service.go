@@ -232,35 +232,38 @@ func (s *Service) succeed(ctx context.Context, t *Ticket, userID uuid.UUID) erro
 }
 
 func (s *Service) succeedTx(ctx context.Context, tx pgx.Tx, t *Ticket, userID uuid.UUID) error {
-	if _, err := tx.Exec(ctx, `UPDATE auth.lockouts SET failures = '{}', locked_until = NULL, denied = false, updated_at = $2
-		WHERE email = $1`, t.a.Email, t.at); err != nil {
+	b := &pgx.Batch{}
+	if err := s.queueSuccess(b, t, userID); err != nil {
 		return err
 	}
-	if err := insertAttempt(ctx, tx, t.a, true, t.at); err != nil {
-		return err
-	}
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// queueSuccess queues what a success records: the counter reset, the
+// attempt row and LOGIN_SUCCESS.
+func (s *Service) queueSuccess(b *pgx.Batch, t *Ticket, userID uuid.UUID) error {
+	b.Queue(`UPDATE auth.lockouts SET failures = '{}', locked_until = NULL, denied = false, updated_at = $2
+		WHERE email = $1`, t.a.Email, t.at)
+	b.Queue(insertAttemptSQL, t.a.Email, nullAddr(t.a.IP), nullString(t.a.UserAgent), true, string(t.a.Method), t.at)
 	typ := LoginSuccess
 	if t.a.Method == Passkey {
 		typ = PasskeyLoginSuccess
 	}
-	return s.events.Insert(ctx, tx, Event{Type: typ, UserID: userID, IP: t.a.IP, UserAgent: t.a.UserAgent,
+	return s.events.Queue(b, Event{Type: typ, UserID: userID, IP: t.a.IP, UserAgent: t.a.UserAgent,
 		Metadata: map[string]any{"method": string(t.a.Method)}})
 }
 
-// SucceedTx records a successful check inside the caller's transaction —
-// the one that starts the session, say — so that the success and what it
-// grants commit together, in one commit instead of two. When tx commits,
-// the ticket is done (do not call Finish); when it rolls back, call Finish
-// with the error that made it, which takes the admission back. Errors: the
-// statement's, for the caller to return.
-func (t *Ticket) SucceedTx(ctx context.Context, tx pgx.Tx, userID uuid.UUID) error {
+// QueueSuccess adds the recording of a successful check to b, the batch
+// that also starts the session, say: sent outside a transaction, a batch
+// runs as one implicit transaction, so the success and what it grants
+// commit together, in one round trip. When the batch succeeds the ticket is
+// done (do not call Finish); when it fails, call Finish with its error,
+// which takes the admission back.
+func (t *Ticket) QueueSuccess(b *pgx.Batch, userID uuid.UUID) error {
 	if t == nil || t.finished {
 		return nil
 	}
-	if err := t.s.succeedTx(ctx, tx, t, userID); err != nil {
-		return fmt.Errorf("lockout: record success: %w", err)
-	}
-	return nil
+	return t.s.queueSuccess(b, t, userID)
 }
 
 func (s *Service) fail(ctx context.Context, t *Ticket, userID uuid.UUID) error {
@@ -356,10 +359,11 @@ func (s *Service) Status(ctx context.Context, email string) (locked bool, remain
 	return true, until.Sub(now), nil
 }
 
+const insertAttemptSQL = `INSERT INTO auth.login_attempts (email, ip_address, user_agent, successful, method, attempted_at)
+	VALUES ($1, $2, $3, $4, $5, $6)`
+
 func insertAttempt(ctx context.Context, tx pgx.Tx, a Attempt, ok bool, at time.Time) error {
-	ip, ua := nullAddr(a.IP), nullString(a.UserAgent)
-	if _, err := tx.Exec(ctx, `INSERT INTO auth.login_attempts (email, ip_address, user_agent, successful, method, attempted_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, a.Email, ip, ua, ok, string(a.Method), at); err != nil {
+	if _, err := tx.Exec(ctx, insertAttemptSQL, a.Email, nullAddr(a.IP), nullString(a.UserAgent), ok, string(a.Method), at); err != nil {
 		return fmt.Errorf("lockout: record attempt: %w", err)
 	}
 	return nil

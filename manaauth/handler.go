@@ -155,7 +155,7 @@ func (a *authHandler) register(w http.ResponseWriter, r *http.Request) error {
 	if err := required(map[string]string{"email": in.Email, "password": in.Password}); err != nil {
 		return err
 	}
-	res, err := a.svc.Register(r.Context(), RegisterInput{Email: in.Email, Password: in.Password, Name: in.Name}, a.client(r))
+	res, err := a.svc.Register(r.Context(), RegisterInput(in), a.client(r))
 	if err != nil {
 		return err
 	}

@@ -93,8 +93,26 @@ func (s *Service) checkPassword(ctx context.Context, email, password string, att
 // account and the ticket still open, for the caller to record the success
 // (Finish, or SucceedTx inside its own transaction).
 func (s *Service) verifyPassword(ctx context.Context, email, password string, attempt lockout.Attempt) (account, *lockout.Ticket, error) {
+	// The account lookup runs while the gate admits the attempt: two
+	// round trips overlap instead of following each other.
+	type lookup struct {
+		acct  account
+		found bool
+		err   error
+	}
+	looked := make(chan lookup, 1)
+	go func() {
+		a, found, err := findByEmail(ctx, s.cfg.Pool, email)
+		looked <- lookup{a, found, err}
+	}()
 	ticket, err := s.cfg.Gate.Begin(ctx, attempt)
+	l := <-looked
 	if err != nil {
+		if l.err != nil {
+			// The gate's answer is what the caller gets; the lookup's own
+			// failure is logged, not dropped.
+			s.logger.Warn("manaauth: account lookup failed while the gate refused", "err", l.err)
+		}
 		if autherr.CodeOf(err) == autherr.AccountLocked {
 			// Same work as every other branch.
 			if derr := s.cfg.Hasher.DummyVerify(ctx, password); derr != nil {
@@ -103,9 +121,9 @@ func (s *Service) verifyPassword(ctx context.Context, email, password string, at
 		}
 		return account{}, nil, err
 	}
-	acct, found, err := findByEmail(ctx, s.cfg.Pool, email)
-	if err != nil {
-		return account{}, nil, s.finish(ctx, ticket, uuid.Nil, err)
+	acct, found := l.acct, l.found
+	if l.err != nil {
+		return account{}, nil, s.finish(ctx, ticket, uuid.Nil, l.err)
 	}
 	if !found || acct.passwordHash == nil || password == "" {
 		if derr := s.cfg.Hasher.DummyVerify(ctx, password); derr != nil {
@@ -167,21 +185,20 @@ func (s *Service) startSession(ctx context.Context, u User, c Client, cookie boo
 			return nil, err
 		}
 	}
-	var sid uuid.UUID
-	err = s.inTx(ctx, "start session", func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `INSERT INTO auth.sessions (user_id, cookie_hash, ip_address, user_agent, created_at, last_used_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING id`,
-			u.ID, cookieHash, nullAddr(c.IP), nullString(c.UserAgent), now, now.Add(s.cfg.SessionTTL)).Scan(&sid); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO auth.refresh_tokens (session_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
-			sid, refreshHash, now, now.Add(s.cfg.SessionTTL)); err != nil {
-			return err
-		}
-		return ticket.SucceedTx(ctx, tx, u.ID)
-	})
-	if err != nil {
+	// One batch, one round trip, one implicit transaction: the session,
+	// its first refresh token and the gate's record of the success.
+	sid := uuid.New()
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO auth.sessions (id, user_id, cookie_hash, ip_address, user_agent, created_at, last_used_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $6, $7)`,
+		sid, u.ID, cookieHash, nullAddr(c.IP), nullString(c.UserAgent), now, now.Add(s.cfg.SessionTTL))
+	b.Queue(`INSERT INTO auth.refresh_tokens (session_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
+		sid, refreshHash, now, now.Add(s.cfg.SessionTTL))
+	if err := ticket.QueueSuccess(b, u.ID); err != nil {
 		return nil, err
+	}
+	if err := s.cfg.Pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("manaauth: start session: %w", err)
 	}
 	p, err := s.pair(u, sid, refresh)
 	if err != nil {

@@ -5,7 +5,6 @@ package manaauth_test
 // of the other test files of this package.
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -139,14 +138,6 @@ func sessRaw(t testing.TB, f *fixture, method, path, ct string, body io.Reader, 
 	st, out, resp, err := sessDo(f, method, path, ct, body, hdr)
 	require.NoError(t, err)
 	return st, out, resp
-}
-
-// sessJSON is a JSON body for sessDo.
-func sessJSON(t testing.TB, v any) io.Reader {
-	t.Helper()
-	b, err := json.Marshal(v)
-	require.NoError(t, err)
-	return bytes.NewReader(b)
 }
 
 // sessInt runs a counting query as the owner (who sees every row).

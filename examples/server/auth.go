@@ -6,15 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mana-how/mana-auth/autherr"
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/vault"
 )
 
 // audience is the aud claim of the server's access tokens.
@@ -26,6 +30,7 @@ type authStack struct {
 	svc     *manaauth.Service
 	handler *manaauth.Handler
 	limiter lockout.Limiter
+	vault   *vault.Handler
 	closers []func() error
 }
 
@@ -90,7 +95,32 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 		return nil, err
 	}
 	a.handler = manaauth.NewHandler(a.svc, manaauth.HandlerOptions{Logger: logger, TrustedProxies: cfg.TrustedProxies, IPLimiter: a.limiter})
+
+	if cfg.KeyWarning != "" {
+		logger.Warn(cfg.KeyWarning)
+	}
+	vsvc, err := vault.New(vault.Config{Pool: pool, Keys: cfg.Keys, Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	if a.vault, err = vault.NewHandler(vsvc, vault.HandlerOptions{Logger: logger, TrustedProxies: cfg.TrustedProxies,
+		UserFromRequest: claimsUser}); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// claimsUser is the user of a request that passed manaauth's middleware.
+func claimsUser(r *http.Request) (uuid.UUID, error) {
+	c, ok := manaauth.ClaimsFromContext(r.Context())
+	if !ok {
+		return uuid.Nil, autherr.New(autherr.Unauthorized, "authentication required")
+	}
+	id, err := c.UserID()
+	if err != nil {
+		return uuid.Nil, autherr.Wrap(autherr.TokenInvalid, err, "invalid token")
+	}
+	return id, nil
 }
 
 // ipLimiter builds the MANA_AUTH_IP_RATE limiter: in Redis when REDIS_URL

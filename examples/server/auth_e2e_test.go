@@ -74,6 +74,8 @@ func TestAuthEndToEnd(t *testing.T) {
 		{"ip limit covers every limited route",
 			e2eSetup{env: map[string]string{"MANA_AUTH_IP_RATE": "1/min", "MANA_AUTH_TRUSTED_PROXIES": "127.0.0.1/32"}}, e2eIPLimitRoutes},
 		{"database outage", e2eSetup{env: map[string]string{"MAX_DAILY_SIGNUPS": "5"}, viaProxy: true, errorsLogged: true}, e2eDatabaseOutage},
+		{"encryption vault", e2eSetup{}, e2eVault},
+		{"encryption vault faults", e2eSetup{viaProxy: true, errorsLogged: true}, e2eVaultFaults},
 	}
 	start := time.Now()
 	t.Run("group", func(t *testing.T) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mana-how/mana-auth/vault"
 	"github.com/mana-how/mana-auth/web"
 )
 
@@ -28,8 +28,9 @@ type Config struct {
 	MigrateDatabaseURL string
 	IPRate             Rate // zero Limit: disabled
 	TrustedProxies     []netip.Prefix
-	KEK                []byte // nil: development default (32 zero bytes, with a warning)
-	SigningKeyPEM      string // "": development key generated in StateDir
+	Keys               *vault.KeyRing // MANA_AUTH_KEK or MANA_AUTH_KEKS; development: 32 zero bytes
+	KeyWarning         string         // logged at every start when set
+	SigningKeyPEM      string         // "": development key generated in StateDir
 	AIPublicKeyPEM     string
 	MaxDailySignups    int // 0: unlimited
 	SMTPURL            *url.URL
@@ -130,15 +131,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		c.TrustedProxies = p
 	}
 
-	if v := get("MANA_AUTH_KEK", ""); v != "" {
-		k, err := base64.StdEncoding.DecodeString(v)
-		if err != nil || len(k) != 32 {
-			bad("MANA_AUTH_KEK", "must be standard base64 of exactly 32 bytes (got %s)", describeKey(k, err))
-		}
-		c.KEK = k
-	} else if c.Production {
-		bad("MANA_AUTH_KEK", "required in production: base64 of 32 random bytes (openssl rand -base64 32)")
+	// MANA_AUTH_KEK / MANA_AUTH_KEKS; in development a missing KEK is 32
+	// zero bytes with a warning logged at every start.
+	keys, warning, err := vault.KeyRingFromEnv(c.Production, func(name string) string { return get(name, "") })
+	if err != nil {
+		bad("MANA_AUTH_KEK", "%v", err)
 	}
+	c.Keys, c.KeyWarning = keys, warning
 
 	c.SigningKeyPEM = get("MANA_AUTH_SIGNING_KEY", "")
 	if c.SigningKeyPEM == "" && c.Production {
@@ -210,13 +209,6 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 func lookup(getenv func(string) string, name string) (string, bool) {
 	v := strings.TrimSpace(getenv(name))
 	return v, v != ""
-}
-
-func describeKey(k []byte, err error) string {
-	if err != nil {
-		return "invalid base64"
-	}
-	return fmt.Sprintf("%d bytes", len(k))
 }
 
 func parseRate(s string) (Rate, error) {

@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,15 +22,60 @@ import (
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/migrate"
+	"github.com/mana-how/mana-auth/vault"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Getenv, os.Stderr, nil); err != nil {
+	var err error
+	switch args := os.Args[1:]; {
+	case len(args) == 0 || args[0] == "serve":
+		err = run(ctx, os.Getenv, os.Stderr, nil)
+	case args[0] == "rewrap":
+		err = rewrap(ctx, os.Getenv, os.Stderr, args[1:])
+	default:
+		err = fmt.Errorf("unknown command %q; usage: server [serve] | server rewrap [-batch N]", args[0])
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "mana-auth: "+err.Error())
 		os.Exit(1)
 	}
+}
+
+// rewrap moves every vault row to the active KEK (the first of
+// MANA_AUTH_KEKS), in batches; it can be interrupted and run again.
+// Plaintext keys never leave the process.
+func rewrap(ctx context.Context, getenv func(string) string, logOut io.Writer, args []string) error {
+	fs := flag.NewFlagSet("rewrap", flag.ContinueOnError)
+	fs.SetOutput(logOut)
+	batch := fs.Int("batch", 500, "rows per transaction")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *batch < 1 {
+		return fmt.Errorf("rewrap: -batch must be at least 1")
+	}
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, logOut)
+	if cfg.KeyWarning != "" {
+		logger.Warn(cfg.KeyWarning)
+	}
+	dbs, err := openDatabases(ctx, cfg, sources(), logger)
+	if err != nil {
+		return err
+	}
+	defer dbs.Close()
+	svc, err := vault.New(vault.Config{Pool: dbs.runtime, Keys: cfg.Keys, Logger: logger})
+	if err != nil {
+		return err
+	}
+	moved, err := svc.Rewrap(ctx, *batch)
+	logger.Info("rewrap finished", "moved", moved, "active_kek", cfg.Keys.ActiveKEKID())
+	return err
 }
 
 // sources is every migration source the server mounts, in order.
@@ -38,6 +84,7 @@ func sources() []migrate.Source {
 		migrate.Foundation(),
 		manaauth.Source(),
 		lockout.Source(),
+		vault.Source(),
 	}
 }
 

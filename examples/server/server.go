@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/migrate"
 	"github.com/mana-how/mana-auth/web"
 )
@@ -68,7 +69,18 @@ func (s *server) mountAuth(a *authStack) {
 		s.handle(method+" "+authPrefix+path, inner)
 	}
 	s.handle("GET /.well-known/jwks.json", a.tokens.JWKSHandler())
+
+	// Everything under /api/v1/me passes the JWT middleware.
+	me := manaauth.MiddlewareWith(a.tokens, autherr.Writer{Logger: s.logger})
+	vaultInner := me(http.StripPrefix(vaultPrefix, a.vault))
+	for _, p := range a.vault.Routes() {
+		method, path, _ := strings.Cut(p, " ")
+		s.handle(method+" "+vaultPrefix+path, vaultInner)
+	}
 }
+
+// vaultPrefix is where the Encryption vault section of api.md is mounted.
+const vaultPrefix = "/api/v1/me/encryption-vault"
 
 // checkReady runs the readiness checks once, logging what is missing.
 func (s *server) checkReady(ctx context.Context) { s.ready.check(ctx) }

@@ -23,8 +23,6 @@ import (
 	"github.com/mana-how/mana-auth/web"
 )
 
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
 func testConfig(t testing.TB) Config {
 	t.Helper()
 	cfg, err := LoadConfig(mapEnv(map[string]string{"MANA_AUTH_STATE_DIR": t.TempDir()}))
@@ -262,13 +260,13 @@ func TestLoadConfigNamesTheBadVariable(t *testing.T) {
 		{"bad db url", map[string]string{"DATABASE_URL": "mysql://x"}, "DATABASE_URL"},
 		{"relative state dir", map[string]string{"MANA_AUTH_STATE_DIR": "state"}, "MANA_AUTH_STATE_DIR"},
 		{"production without database", map[string]string{"MANA_AUTH_ENV": "production", "MANA_AUTH_BASE_URL": "https://auth.example.com",
-			"MANA_AUTH_KEK": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "MANA_AUTH_SIGNING_KEY": "x"}, "DATABASE_URL"},
+			"MANA_AUTH_KEK": "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=", "MANA_AUTH_SIGNING_KEY": "x"}, "DATABASE_URL"},
 		{"production without kek", map[string]string{"MANA_AUTH_ENV": "production", "MANA_AUTH_BASE_URL": "https://auth.example.com",
 			"DATABASE_URL": "postgres://a@b/c", "MANA_AUTH_SIGNING_KEY": "x"}, "MANA_AUTH_KEK"},
 		{"production without signing key", map[string]string{"MANA_AUTH_ENV": "production", "MANA_AUTH_BASE_URL": "https://auth.example.com",
-			"DATABASE_URL": "postgres://a@b/c", "MANA_AUTH_KEK": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}, "MANA_AUTH_SIGNING_KEY"},
+			"DATABASE_URL": "postgres://a@b/c", "MANA_AUTH_KEK": "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s="}, "MANA_AUTH_SIGNING_KEY"},
 		{"production over http", map[string]string{"MANA_AUTH_ENV": "production", "MANA_AUTH_BASE_URL": "http://auth.example.com",
-			"DATABASE_URL": "postgres://a@b/c", "MANA_AUTH_KEK": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "MANA_AUTH_SIGNING_KEY": "x"}, "MANA_AUTH_BASE_URL"},
+			"DATABASE_URL": "postgres://a@b/c", "MANA_AUTH_KEK": "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=", "MANA_AUTH_SIGNING_KEY": "x"}, "MANA_AUTH_BASE_URL"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -369,7 +367,7 @@ func TestRunRefusesSuperuserRuntimeInProduction(t *testing.T) {
 	err := run(context.Background(), mapEnv(map[string]string{
 		"MANA_AUTH_ENV":         "production",
 		"MANA_AUTH_BASE_URL":    "https://auth.example.com",
-		"MANA_AUTH_KEK":         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		"MANA_AUTH_KEK":         "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=",
 		"MANA_AUTH_SIGNING_KEY": testSigningKeyPEM(t),
 		"DATABASE_URL":          db.OwnerURL,
 		"MANA_AUTH_STATE_DIR":   t.TempDir(),
@@ -384,7 +382,7 @@ func TestRunWithSeparateRuntimeAndMigrateURLs(t *testing.T) {
 	addr, logs := startRun(t, map[string]string{
 		"MANA_AUTH_ENV":         "production",
 		"MANA_AUTH_BASE_URL":    "https://auth.example.com",
-		"MANA_AUTH_KEK":         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		"MANA_AUTH_KEK":         "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=",
 		"MANA_AUTH_SIGNING_KEY": testSigningKeyPEM(t),
 		"DATABASE_URL":          db.RuntimeURL,
 		"MIGRATE_DATABASE_URL":  db.OwnerURL,

@@ -43,6 +43,7 @@ import (
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/migrate"
+	"github.com/mana-how/mana-auth/vault"
 )
 
 // Sources is every migration source of the module, in the order they apply.
@@ -52,6 +53,7 @@ func Sources() []migrate.Source {
 		migrate.Foundation(),
 		manaauth.Source(),
 		lockout.Source(),
+		vault.Source(),
 	}
 }
 

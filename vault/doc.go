@@ -41,6 +41,25 @@
 // {enable:false, masterKey} hands the key back to the server, which wraps it
 // again under the active KEK.
 //
+// So that a wrong key (a client bug, a wrong recovery code) cannot silently
+// replace the user's key when the mode is switched off, switching it on
+// stores a key check value in auth.encryption_vaults.key_check:
+// HMAC-SHA256(master key, "mana-auth vault key check v1") truncated to 16
+// bytes. Switching off compares the key sent with it in constant time and
+// refuses a mismatch with VALIDATION_FAILED naming masterKey ("does not
+// match the key of this vault"), audited, nothing changed; a match clears
+// the check value with the mode. The value is a one-way commitment, not a
+// copy: HMAC-SHA256 is a pseudorandom function keyed by the master key, so
+// its output reveals nothing usable about a 256-bit random key, and finding
+// the key from it means searching 2^256 keys. It does let whoever holds the
+// database confirm a guessed key — worthless against a random key. Rows
+// that were switched on before the column existed (migration
+// 0002_zk_key_check.sql) have no check value: switching them off still
+// accepts any 32-byte key, as before, and the audit row of that switch
+// says keyChecked false. Switching on needs the server-wrapped key to
+// unwrap (to derive the value); when it does not, the mode stays off and
+// the answer is INTERNAL.
+//
 // What it protects against: anyone who, after the switch, obtains the
 // database and the KEK (an operator, a subpoena, a stolen backup taken after
 // the switch plus the environment) cannot read the master key from the live

@@ -24,7 +24,7 @@ func Source() migrate.Source {
 			{Schema: "auth", Table: "encryption_vaults", Columns: []string{
 				"user_id", "wrapped_mk", "wrap_iv", "kek_id", "format_version",
 				"recovery_wrapped_mk", "recovery_iv", "recovery_format_version", "recovery_set_at",
-				"zero_knowledge", "created_at", "rotated_at"}},
+				"zero_knowledge", "created_at", "rotated_at", "key_check"}},
 			{Schema: "auth", Table: "encryption_vault_audit", Columns: []string{
 				"id", "user_id", "action", "ip_address", "user_agent", "http_status", "context", "created_at"}},
 		},

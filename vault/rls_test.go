@@ -131,6 +131,13 @@ func TestSchemaInvariantsRejectedByPostgres(t *testing.T) {
 		{"standard_without_server_wrap", "encryption_vaults_zk_consistency",
 			`INSERT INTO auth.encryption_vaults (user_id, format_version, recovery_wrapped_mk, recovery_iv,
 			 recovery_format_version, recovery_set_at, created_at) VALUES ($1, 1, $2, $3, 1, now(), now())`, []any{wrapped, iv}},
+		{"short_key_check", "encryption_vaults_key_check_size",
+			`INSERT INTO auth.encryption_vaults (user_id, format_version, recovery_wrapped_mk, recovery_iv,
+			 recovery_format_version, recovery_set_at, zero_knowledge, key_check, created_at) VALUES ($1, 1, $2, $3, 1, now(), true, $4, now())`,
+			[]any{wrapped, iv, make([]byte, 15)}},
+		{"key_check_outside_zero_knowledge", "encryption_vaults_key_check_zk_only",
+			`INSERT INTO auth.encryption_vaults (user_id, wrapped_mk, wrap_iv, kek_id, format_version, key_check, created_at)
+			 VALUES ($1, $2, $3, '1', 1, $4, now())`, []any{wrapped, iv, make([]byte, 16)}},
 		{"short_iv", "encryption_vaults_iv_sizes",
 			`INSERT INTO auth.encryption_vaults (user_id, wrapped_mk, wrap_iv, kek_id, format_version, created_at) VALUES ($1, $2, $3, '1', 1, now())`, []any{wrapped, iv[:11]}},
 	}

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/json"
@@ -151,6 +152,7 @@ type row struct {
 	recoveryVersion *int32
 	recoverySetAt   *time.Time
 	zeroKnowledge   bool
+	keyCheck        []byte // zero-knowledge mode only; nil for rows switched before migration 0002
 }
 
 func (r *row) status() Status {
@@ -163,7 +165,7 @@ func (r *row) status() Status {
 }
 
 const selectRow = `SELECT wrapped_mk, wrap_iv, coalesce(kek_id, ''), format_version, recovery_wrapped_mk, recovery_iv,
-	recovery_format_version, recovery_set_at, zero_knowledge FROM auth.encryption_vaults WHERE user_id = $1`
+	recovery_format_version, recovery_set_at, zero_knowledge, key_check FROM auth.encryption_vaults WHERE user_id = $1`
 
 // load reads the caller's row (nil when there is none); lock takes the row
 // lock for an update.
@@ -175,7 +177,7 @@ func load(ctx context.Context, tx pgx.Tx, userID uuid.UUID, lock bool) (*row, er
 	var r row
 	var version int32
 	err := tx.QueryRow(ctx, q, userID).Scan(&r.wrapped.Ciphertext, &r.wrapped.IV, &r.wrapped.KEKID, &version,
-		&r.recoveryWrapped, &r.recoveryIV, &r.recoveryVersion, &r.recoverySetAt, &r.zeroKnowledge)
+		&r.recoveryWrapped, &r.recoveryIV, &r.recoveryVersion, &r.recoverySetAt, &r.zeroKnowledge, &r.keyCheck)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -186,6 +188,11 @@ func load(ctx context.Context, tx pgx.Tx, userID uuid.UUID, lock bool) (*row, er
 	r.hasServerWrap = r.wrapped.Ciphertext != nil
 	return &r, nil
 }
+
+// ErrKeyMismatch is the cause (errors.Is) of the VALIDATION_FAILED that
+// DisableZeroKnowledge answers when the key sent does not match the key
+// check value stored when zero-knowledge mode was switched on.
+var ErrKeyMismatch = errors.New("vault: the master key does not match the key of this vault")
 
 var (
 	errNotFound       = autherr.New(autherr.VaultNotFound, "")
@@ -257,10 +264,13 @@ func (s *Service) auditFailure(ctx context.Context, userID uuid.UUID, action Act
 		return
 	}
 	e := autherr.Classify(cause)
+	auditCtx := map[string]any{"code": string(e.Code)}
+	if errors.Is(cause, ErrKeyMismatch) {
+		auditCtx["keyMismatch"] = true
+	}
 	ctx = context.WithoutCancel(ctx)
 	err := RunAsUser(ctx, s.pool, userID, func(tx pgx.Tx) error {
-		return s.insertAudit(ctx, tx, userID, audit{action: action, client: c, status: e.Status(),
-			context: map[string]any{"code": string(e.Code)}})
+		return s.insertAudit(ctx, tx, userID, audit{action: action, client: c, status: e.Status(), context: auditCtx})
 	})
 	if err != nil {
 		s.auditFailures.Inc()
@@ -524,9 +534,12 @@ func (s *Service) ClearRecoveryWrap(ctx context.Context, userID uuid.UUID, c Cli
 }
 
 // EnableZeroKnowledge deletes the server-wrapped copy of the key, leaving
-// only the recovery wrap; idempotent. Errors: VAULT_NOT_FOUND,
-// RECOVERY_WRAP_MISSING, SERVICE_UNAVAILABLE. See the package doc for what
-// it does not protect against.
+// only the recovery wrap and a key check value derived from the key (so
+// that DisableZeroKnowledge can refuse a wrong key); idempotent. The
+// stored key must unwrap to derive the check value: if it does not, the
+// mode stays off and the answer is INTERNAL. Errors: VAULT_NOT_FOUND,
+// RECOVERY_WRAP_MISSING, INTERNAL, SERVICE_UNAVAILABLE. See the package
+// doc for what it does not protect against.
 func (s *Service) EnableZeroKnowledge(ctx context.Context, userID uuid.UUID, c Client) (Status, error) {
 	var st Status
 	err := s.do(ctx, userID, ActionZKEnable, c, func(tx pgx.Tx) (map[string]any, error) {
@@ -544,8 +557,14 @@ func (s *Service) EnableZeroKnowledge(ctx context.Context, userID uuid.UUID, c C
 		if r.recoveryWrapped == nil {
 			return nil, errRecoveryNeeded
 		}
+		mk, err := s.unwrap(ctx, userID, r.wrapped)
+		if err != nil {
+			return nil, err
+		}
+		check := keyCheck(mk)
+		clear(mk)
 		if _, err := tx.Exec(ctx, `UPDATE auth.encryption_vaults SET zero_knowledge = true, wrapped_mk = NULL,
-			wrap_iv = NULL, kek_id = NULL WHERE user_id = $1`, userID); err != nil {
+			wrap_iv = NULL, kek_id = NULL, key_check = $2 WHERE user_id = $1`, userID, check); err != nil {
 			return nil, fmt.Errorf("vault: enable zero knowledge: %w", err)
 		}
 		r.zeroKnowledge = true
@@ -556,11 +575,17 @@ func (s *Service) EnableZeroKnowledge(ctx context.Context, userID uuid.UUID, c C
 }
 
 // DisableZeroKnowledge takes the master key back from the client (who
-// unwrapped it with the recovery code), wraps it under the active KEK,
-// checks that the wrap opens to the same bytes before storing it, and
-// zeroes masterKey in every case. Without zero-knowledge mode it changes
-// nothing (the stored key is kept). Errors: VALIDATION_FAILED (not 32
-// bytes), VAULT_NOT_FOUND, INTERNAL, SERVICE_UNAVAILABLE.
+// unwrapped it with the recovery code), compares it in constant time with
+// the key check value stored when the mode was switched on, wraps it under
+// the active KEK, checks that the wrap opens to the same bytes before
+// storing it, clears the check value, and zeroes masterKey in every case.
+// A key that does not match is refused (VALIDATION_FAILED naming
+// masterKey, with ErrKeyMismatch as its cause; audited, nothing changes).
+// A row switched on before migration 0002 has no check value: any 32-byte
+// key is then taken as before, and the audit row says keyChecked false.
+// Without zero-knowledge mode it changes nothing (the stored key is kept).
+// Errors: VALIDATION_FAILED (not 32 bytes, or not the vault's key),
+// VAULT_NOT_FOUND, INTERNAL, SERVICE_UNAVAILABLE.
 func (s *Service) DisableZeroKnowledge(ctx context.Context, userID uuid.UUID, masterKey []byte, c Client) (Status, error) {
 	defer clear(masterKey)
 	var st Status
@@ -579,6 +604,12 @@ func (s *Service) DisableZeroKnowledge(ctx context.Context, userID uuid.UUID, ma
 			st = r.status()
 			return map[string]any{"alreadyDisabled": true}, nil
 		}
+		checked := r.keyCheck != nil
+		if checked && !hmac.Equal(keyCheck(masterKey), r.keyCheck) {
+			return nil, &autherr.Error{Code: autherr.ValidationFailed, Message: "request validation failed",
+				Err: ErrKeyMismatch, Details: map[string]any{"fields": map[string]string{
+					"masterKey": "does not match the key of this vault"}}}
+		}
 		w, err := Wrap(ctx, s.keys, userID, masterKey)
 		if err != nil {
 			return nil, err
@@ -593,13 +624,13 @@ func (s *Service) DisableZeroKnowledge(ctx context.Context, userID uuid.UUID, ma
 			return nil, errors.New("vault: disable zero knowledge: the new wrap does not open to the key")
 		}
 		if _, err := tx.Exec(ctx, `UPDATE auth.encryption_vaults SET zero_knowledge = false, wrapped_mk = $2,
-			wrap_iv = $3, kek_id = $4, format_version = $5 WHERE user_id = $1`,
+			wrap_iv = $3, kek_id = $4, format_version = $5, key_check = NULL WHERE user_id = $1`,
 			userID, w.Ciphertext, w.IV, w.KEKID, w.FormatVersion); err != nil {
 			return nil, fmt.Errorf("vault: disable zero knowledge: %w", err)
 		}
-		r.zeroKnowledge = false
+		r.zeroKnowledge, r.keyCheck = false, nil
 		st = r.status()
-		return map[string]any{"alreadyDisabled": false, "kekId": w.KEKID}, nil
+		return map[string]any{"alreadyDisabled": false, "kekId": w.KEKID, "keyChecked": checked}, nil
 	})
 	return st, err
 }

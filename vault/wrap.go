@@ -2,6 +2,8 @@ package vault
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -78,4 +80,22 @@ func Unwrap(ctx context.Context, kw KeyWrapper, userID uuid.UUID, w Wrapped) ([]
 		return nil, ErrUnwrap
 	}
 	return mk, nil
+}
+
+// KeyCheckSize is the size of the key check value stored in
+// auth.encryption_vaults.key_check in zero-knowledge mode.
+const KeyCheckSize = 16
+
+// keyCheckLabel is the message of the key check HMAC; a new derivation
+// gets a new label.
+const keyCheckLabel = "mana-auth vault key check v1"
+
+// keyCheck is the key check value of mk: HMAC-SHA256(mk, keyCheckLabel)
+// truncated to KeyCheckSize bytes. It commits to mk one way: with a
+// 256-bit random key it reveals nothing usable about the key, and the
+// chance that another key has the same value is 2^-128.
+func keyCheck(mk []byte) []byte {
+	m := hmac.New(sha256.New, mk)
+	m.Write([]byte(keyCheckLabel))
+	return m.Sum(nil)[:KeyCheckSize]
 }

@@ -188,6 +188,15 @@ func e2eVault(t *testing.T, f *e2eServer) {
 	f.expectCode(400, "BAD_REQUEST", "POST", zk, map[string]any{"enable": "no"}, a)
 	assert.Equal(t, st, f.vaultStatus(a), "still in zero-knowledge mode")
 
+	// 32 bytes that are not the vault's key (here the key from before the
+	// rotation, as a client with a stale copy or a wrong recovery code
+	// would send) are refused against the key check value stored when the
+	// mode went on: nothing changes.
+	e = f.expectCode(400, "VALIDATION_FAILED", "POST", zk, map[string]any{"enable": false, "masterKey": b64(k1.MasterKey)}, a)
+	assert.Equal(t, map[string]any{"masterKey": "does not match the key of this vault"}, e.Details["fields"])
+	assert.Equal(t, st, f.vaultStatus(a), "a wrong key leaves zero-knowledge mode on")
+	assert.Equal(t, zkKey, f.vaultKey(200, "GET", "/key", nil, a), "a wrong key replaces nothing")
+
 	// While it is on, the recovery wrap may be replaced (a new recovery
 	// code), never removed.
 	wrapped, iv = f.setRecovery(a, recKey, k2.MasterKey)
@@ -247,6 +256,7 @@ func e2eVault(t *testing.T, f *e2eServer) {
 		{"rotate", 409, "ZK_ROTATE_FORBIDDEN"},
 		{"recovery_clear", 409, "ZK_ACTIVE"},
 		{"zero_knowledge", 400, "VALIDATION_FAILED"},
+		{"zk_disable", 400, "VALIDATION_FAILED"},
 		{"zk_disable", 200, ""},
 	} {
 		assert.Contains(t, rows, want)

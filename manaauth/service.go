@@ -31,14 +31,23 @@ import (
 // Hooks let other packages take part in account life cycles without
 // manaauth importing them.
 type Hooks struct {
-	// UserCreatedTx runs inside the registration transaction (the Personal
-	// space is created there): its error fails the registration.
+	// UserCreatedTx runs inside the registration transaction, after the
+	// user's Personal space was made there: its error fails the
+	// registration.
 	UserCreatedTx func(ctx context.Context, tx pgx.Tx, u User) error
 	// UserCreated runs after the registration committed (bootstrapping
 	// singletons). Its error does not fail the registration: it is logged
 	// at warn with its cause and counted in
 	// mana_auth_hook_failures_total{hook="user_created"}.
 	UserCreated func(ctx context.Context, u User) error
+	// SpaceCreated runs inside the transaction that creates a space (the
+	// Personal space at registration, every CreateSpace), after the space
+	// and its owner's membership are written: bootstrapping the space's
+	// kontextDoc. Its error does not fail the creation: what it wrote is
+	// rolled back to a savepoint, the error is logged at warn with its
+	// cause and counted in mana_auth_hook_failures_total{hook="space_created"},
+	// and the bootstrap reconcile endpoint catches up later.
+	SpaceCreated func(ctx context.Context, tx pgx.Tx, spaceID, ownerID uuid.UUID) error
 }
 
 // Config configures a Service. Zero durations take the documented defaults.
@@ -66,6 +75,7 @@ type Config struct {
 	ResetTTL                 time.Duration // default 1 h
 	ChangeEmailTTL           time.Duration // default 24 h
 	SecureCookies            bool          // Secure attribute on the session cookie (everywhere but development)
+	InvitationTTL            time.Duration // default 7 days: how long a space invitation can be accepted
 }
 
 // Service implements api.md's Auth section.
@@ -109,6 +119,10 @@ func New(cfg Config) (*Service, error) {
 	def(&cfg.VerifyTTL, 24*time.Hour)
 	def(&cfg.ResetTTL, time.Hour)
 	def(&cfg.ChangeEmailTTL, 24*time.Hour)
+	def(&cfg.InvitationTTL, 7*24*time.Hour)
+	if cfg.InvitationTTL < 0 {
+		return nil, errors.New("manaauth: InvitationTTL must not be negative")
+	}
 	if cfg.MaxDailySignups < 0 {
 		return nil, errors.New("manaauth: MaxDailySignups must not be negative")
 	}

@@ -39,9 +39,9 @@ type Registered struct {
 	Tokens *TokenPair
 }
 
-// Register creates an account, mails the verification link, and runs the
-// user-created hooks (the Personal space inside the transaction, the
-// singletons after it).
+// Register creates an account with its Personal space, mails the
+// verification link, and runs the hooks (SpaceCreated and UserCreatedTx
+// inside the transaction, UserCreated — the singletons — after it).
 //
 // Errors: VALIDATION_FAILED, WEAK_PASSWORD (details.reason),
 // EMAIL_ALREADY_REGISTERED, SIGNUP_LIMIT_REACHED, SERVICE_UNAVAILABLE.
@@ -94,6 +94,9 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, c Client) (*Re
 			return err
 		}
 		if err := s.cfg.Events.Insert(ctx, tx, lockout.Event{Type: lockout.Register, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent}); err != nil {
+			return err
+		}
+		if _, err := s.createPersonalSpace(ctx, tx, u.ID, now); err != nil {
 			return err
 		}
 		if s.cfg.Hooks.UserCreatedTx != nil {

@@ -1,0 +1,258 @@
+package manaauth_test
+
+// Helpers of the spaces tests. Their names start with "sp" so they cannot
+// collide with helpers of the other test files of this package.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mana-how/mana-auth/internal/mailtest"
+	"github.com/mana-how/mana-auth/internal/testutil"
+	"github.com/mana-how/mana-auth/lockout"
+	"github.com/mana-how/mana-auth/manaauth"
+)
+
+const spPrefix = "/api/v1/guilds"
+
+// spFixture is the harness fixture with hooks and a metrics registry,
+// serving the auth handler under /api/v1/auth (so f.call works) and the
+// spaces handler under /api/v1/guilds.
+type spFixture struct {
+	*fixture
+	guilds *manaauth.Handler
+	reg    *prometheus.Registry
+}
+
+type spOptions struct {
+	hooks          manaauth.Hooks
+	noVerification bool // register answers tokens, before the address is verified
+}
+
+func newSpFixture(t testing.TB, o spOptions) *spFixture {
+	t.Helper()
+	f := &fixture{db: testutil.DB(t), smtp: mailtest.NewServer(t), clock: newFakeClock()}
+	f.pool = f.db.Runtime
+	logger := slog.New(slog.DiscardHandler)
+	hasher, err := manaauth.NewHasher(manaauth.HasherConfig{Params: fastParams})
+	require.NoError(t, err)
+	key, err := manaauth.GenerateSigningKey(rand.Reader)
+	require.NoError(t, err)
+	f.tokens, err = manaauth.NewTokens(manaauth.TokenConfig{Issuer: "http://auth.test", Audience: "mana", Signing: key, Now: f.clock.Now})
+	require.NoError(t, err)
+	events, err := lockout.NewEvents(lockout.EventsConfig{Pool: f.pool, Now: f.clock.Now, Logger: logger})
+	require.NoError(t, err)
+	f.gate, err = lockout.New(lockout.Config{Pool: f.pool, Events: events, Now: f.clock.Now, Logger: logger})
+	require.NoError(t, err)
+	mailer, err := manaauth.NewSMTPMailer(manaauth.SMTPConfig{URL: f.smtp.URL(), From: "auth@test.example"})
+	require.NoError(t, err)
+	base, err := url.Parse("https://app.test.example/auth")
+	require.NoError(t, err)
+	reg := prometheus.NewRegistry()
+	f.svc, err = manaauth.New(manaauth.Config{
+		Pool: f.pool, Hasher: hasher, Tokens: f.tokens, Gate: f.gate, Events: events,
+		Mailer: mailer, Links: manaauth.Links{BaseURL: base}, Now: f.clock.Now, Logger: logger,
+		RequireEmailVerification: !o.noVerification, Hooks: o.hooks, Registerer: reg,
+	})
+	require.NoError(t, err)
+	t.Cleanup(f.svc.Close)
+	opts := manaauth.HandlerOptions{Logger: logger}
+	guilds := manaauth.NewSpacesHandler(f.svc, opts)
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/auth/", http.StripPrefix("/api/v1/auth", manaauth.NewHandler(f.svc, opts)))
+	spMount(mux, guilds)
+	f.srv = httptest.NewServer(mux)
+	t.Cleanup(f.srv.Close)
+	return &spFixture{fixture: f, guilds: guilds, reg: reg}
+}
+
+// spMount mounts the spaces handler the way the reference server is told
+// to: route by route under the prefix, the collection root also without
+// its trailing slash.
+func spMount(mux *http.ServeMux, h *manaauth.Handler) {
+	inner := http.StripPrefix(spPrefix, h)
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r2 := new(http.Request)
+		*r2 = *r
+		u := *r.URL
+		u.Path, u.RawPath = "/", ""
+		r2.URL = &u
+		h.ServeHTTP(w, r2)
+	})
+	for _, p := range h.Routes() {
+		method, path, _ := strings.Cut(p, " ")
+		mux.Handle(method+" "+spPrefix+path, inner)
+		if path == "/{$}" {
+			mux.Handle(method+" "+spPrefix, root)
+		}
+	}
+	mux.Handle(spPrefix+"/", inner) // the handler's own envelope 404 for other paths
+}
+
+// spUser is a signed-up, verified account.
+type spUser struct {
+	ID    uuid.UUID
+	Email string
+}
+
+// user registers and verifies email through the API.
+func (g *spFixture) user(t testing.TB, email string) spUser {
+	t.Helper()
+	id := g.signUp(t, email, strongPassword)
+	return spUser{ID: uuid.MustParse(id), Email: email}
+}
+
+// auth is the Bearer header of a fresh access token of u (the middleware
+// checks the token only, so no login is needed).
+func (g *spFixture) auth(t testing.TB, u spUser) map[string]string {
+	t.Helper()
+	tok, _, err := g.tokens.Issue(u.ID, u.Email, uuid.New())
+	require.NoError(t, err)
+	return bearer(tok)
+}
+
+// do sends a request to the spaces handler as u; it does not use require,
+// so goroutines may call it.
+func (g *spFixture) do(ctx context.Context, method, path string, body any, hdr map[string]string) (int, map[string]any, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, g.srv.URL+spPrefix+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := g.srv.Client().Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, err
+	}
+	var out map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return resp.StatusCode, nil, err
+		}
+	}
+	return resp.StatusCode, out, nil
+}
+
+// as calls the spaces handler as u.
+func (g *spFixture) as(t testing.TB, u spUser, method, path string, body any) (int, map[string]any) {
+	t.Helper()
+	st, out, err := g.do(context.Background(), method, path, body, g.auth(t, u))
+	require.NoError(t, err, "%s %s", method, path)
+	return st, out
+}
+
+// guild reads the guild object of an answer.
+func spGuild(t testing.TB, body map[string]any) map[string]any {
+	t.Helper()
+	gd, ok := body["guild"].(map[string]any)
+	require.True(t, ok, "answer has no guild: %v", body)
+	return gd
+}
+
+// createSpace makes a space as u and returns its id.
+func (g *spFixture) createSpace(t testing.TB, u spUser, name, typ string) string {
+	t.Helper()
+	st, body := g.as(t, u, "POST", "/", map[string]any{"name": name, "type": typ})
+	require.Equal(t, http.StatusCreated, st, "create %q: %v", name, body)
+	return spGuild(t, body)["id"].(string)
+}
+
+// invite invites email into space as u and returns the invitation id and
+// the token of the mailed link.
+func (g *spFixture) invite(t testing.TB, u spUser, space, email, role string) (id, token string) {
+	t.Helper()
+	st, body := g.as(t, u, "POST", "/"+space+"/invitations", map[string]any{"email": email, "role": role})
+	require.Equal(t, http.StatusCreated, st, "invite %s as %s: %v", email, role, body)
+	inv, _ := body["invitation"].(map[string]any)
+	id, _ = inv["id"].(string)
+	require.NotEmpty(t, id, "%v", body)
+	return id, g.mailToken(t, email, "accept-invitation")
+}
+
+// join makes member a member of space with role through invite and accept.
+func (g *spFixture) join(t testing.TB, by spUser, space string, member spUser, role string) {
+	t.Helper()
+	_, tok := g.invite(t, by, space, member.Email, role)
+	st, body := g.as(t, member, "POST", "/invitations/"+tok+"/accept", nil)
+	require.Equal(t, http.StatusOK, st, "accept as %s: %v", member.Email, body)
+}
+
+// state dumps everything stored about a space (row, members,
+// invitations) as the owner sees it, to compare before and after.
+func (g *spFixture) state(t testing.TB, space string) string {
+	t.Helper()
+	var s, m, i string
+	err := g.db.Owner.QueryRow(context.Background(), `SELECT
+		coalesce((SELECT row_to_json(s)::text FROM auth.spaces s WHERE s.id = $1), 'none'),
+		coalesce((SELECT json_agg(m ORDER BY m.user_id)::text FROM auth.space_members m WHERE m.space_id = $1), '[]'),
+		coalesce((SELECT json_agg(i ORDER BY i.id)::text FROM auth.space_invitations i WHERE i.space_id = $1), '[]')`,
+		space).Scan(&s, &m, &i)
+	require.NoError(t, err)
+	return s + "\n" + m + "\n" + i
+}
+
+// role is the stored role of user in space, "" when no member.
+func (g *spFixture) role(t testing.TB, space string, u spUser) string {
+	t.Helper()
+	var r string
+	err := g.db.Owner.QueryRow(context.Background(),
+		`SELECT coalesce((SELECT role FROM auth.space_members WHERE space_id = $1 AND user_id = $2), '')`, space, u.ID).Scan(&r)
+	require.NoError(t, err)
+	return r
+}
+
+// hookFailures reads mana_auth_hook_failures_total{hook=…}.
+func (g *spFixture) hookFailures(t testing.TB, hook string) float64 {
+	t.Helper()
+	mfs, err := g.reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "mana_auth_hook_failures_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "hook" && l.GetValue() == hook {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// spReason is error.details.reason of an envelope.
+func spReason(body map[string]any) string {
+	r, _ := errDetails(body)["reason"].(string)
+	return r
+}

@@ -11,11 +11,14 @@ import (
 	"path/filepath"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/bootstrap"
+	"github.com/mana-how/mana-auth/grant"
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/vault"
@@ -31,6 +34,9 @@ type authStack struct {
 	handler *manaauth.Handler
 	limiter lockout.Limiter
 	vault   *vault.Handler
+	grant   *grant.Handler
+	spaces  *manaauth.Handler
+	boot    *bootstrap.Handler
 	closers []func() error
 }
 
@@ -85,7 +91,25 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	if a.limiter, err = ipLimiter(ctx, cfg, a); err != nil {
 		return nil, err
 	}
+	boot, err := bootstrap.New(bootstrap.Config{Pool: pool, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
 	a.svc, err = manaauth.New(manaauth.Config{
+		// A user gets its context singleton after signup, every space its
+		// kontextDoc in the transaction that creates it; a failure of
+		// either never fails the signup (manaauth logs and counts it) and
+		// POST /api/v1/me/bootstrap-singletons reconciles.
+		Hooks: manaauth.Hooks{
+			UserCreated: func(ctx context.Context, u manaauth.User) error {
+				_, err := boot.BootstrapUserSingletons(ctx, u.ID)
+				return err
+			},
+			SpaceCreated: func(ctx context.Context, tx pgx.Tx, spaceID, ownerID uuid.UUID) error {
+				_, err := boot.BootstrapSpaceSingletonsTx(ctx, tx, spaceID, ownerID)
+				return err
+			},
+		},
 		Pool: pool, Hasher: hasher, Tokens: a.tokens, Gate: gate, Events: events, Mailer: mailer,
 		Links: manaauth.Links{BaseURL: cfg.BaseURL}, Logger: logger, Registerer: reg,
 		RequireEmailVerification: cfg.RequireEmailVerify, MaxDailySignups: cfg.MaxDailySignups,
@@ -95,6 +119,11 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 		return nil, err
 	}
 	a.handler = manaauth.NewHandler(a.svc, manaauth.HandlerOptions{Logger: logger, TrustedProxies: cfg.TrustedProxies, IPLimiter: a.limiter})
+	a.spaces = manaauth.NewSpacesHandler(a.svc, manaauth.HandlerOptions{Logger: logger})
+	if a.boot, err = bootstrap.NewHandler(boot, bootstrap.HandlerOptions{Logger: logger, UserFromRequest: claimsUser,
+		Spaces: spaceLister{a.svc}}); err != nil {
+		return nil, err
+	}
 
 	if cfg.KeyWarning != "" {
 		logger.Warn(cfg.KeyWarning)
@@ -107,7 +136,70 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 		UserFromRequest: claimsUser}); err != nil {
 		return nil, err
 	}
+
+	iss, err := grant.NewIssuer(grant.IssuerConfig{
+		PublicKeyPEM: []byte(cfg.AIPublicKeyPEM), // "": every request answers 503 GRANT_NOT_CONFIGURED
+		Keys:         vaultKeys{vsvc},
+		Signer:       a.tokens,
+		Events: grant.EventLoggerFunc(func(ctx context.Context, e grant.Event) {
+			events.Log(ctx, lockout.Event{Type: lockout.GrantIssued, UserID: e.UserID, IP: e.IP,
+				UserAgent: e.UserAgent, Metadata: e.Metadata()})
+		}),
+		Logger: logger, Registerer: reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("MANA_AI_PUBLIC_KEY_PEM: %w", err)
+	}
+	if !iss.Configured() {
+		logger.Warn("MANA_AI_PUBLIC_KEY_PEM is not set: mission grants answer 503 GRANT_NOT_CONFIGURED")
+	}
+	if a.grant, err = grant.NewHandler(iss, grant.HandlerOptions{Logger: logger,
+		TrustedProxies: cfg.TrustedProxies, UserFromRequest: claimsUser}); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// spaceLister adapts manaauth's spaces to bootstrap.SpaceLister.
+type spaceLister struct{ svc *manaauth.Service }
+
+func (l spaceLister) SpacesOf(ctx context.Context, userID uuid.UUID) ([]bootstrap.Space, error) {
+	owners, err := l.svc.SpaceOwners(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bootstrap.Space, len(owners))
+	for i, o := range owners {
+		out[i] = bootstrap.Space{ID: o.SpaceID, OwnerUserID: o.OwnerID}
+	}
+	return out, nil
+}
+
+// vaultKeys adapts the vault to grant.KeySource: a zero-knowledge vault
+// has no key the server could derive from.
+type vaultKeys struct{ svc *vault.Service }
+
+func (v vaultKeys) MasterKey(ctx context.Context, userID uuid.UUID) ([]byte, error) {
+	// Status reads without an audit row: a refused grant (no vault, zero
+	// knowledge) must not be audited as a key read.
+	st, err := v.svc.Status(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !st.VaultExists:
+		return nil, autherr.New(autherr.VaultNotFound, "no encryption vault; initialise it first")
+	case st.ZeroKnowledge:
+		return nil, autherr.New(autherr.ZKActive, "zero-knowledge mode is active")
+	}
+	k, err := v.svc.Key(ctx, userID, vault.Client{})
+	if err != nil {
+		return nil, err
+	}
+	if k.RequiresRecoveryCode {
+		return nil, autherr.New(autherr.ZKActive, "zero-knowledge mode is active")
+	}
+	return k.MasterKey, nil
 }
 
 // claimsUser is the user of a request that passed manaauth's middleware.

@@ -76,6 +76,9 @@ func TestAuthEndToEnd(t *testing.T) {
 		{"database outage", e2eSetup{env: map[string]string{"MAX_DAILY_SIGNUPS": "5"}, viaProxy: true, errorsLogged: true}, e2eDatabaseOutage},
 		{"encryption vault", e2eSetup{}, e2eVault},
 		{"encryption vault faults", e2eSetup{viaProxy: true, errorsLogged: true}, e2eVaultFaults},
+		{"mission key grants", e2eSetup{errorsLogged: true}, e2eGrants}, // unconfigured; starts a configured server too
+		{"organizations", e2eSetup{}, e2eGuildsWalk},
+		{"organization errors", e2eSetup{}, e2eGuildsErrors},
 	}
 	start := time.Now()
 	t.Run("group", func(t *testing.T) {

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mana-how/mana-auth/bootstrap"
+	"github.com/mana-how/mana-auth/grant/grantpg"
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/migrate"
@@ -84,7 +86,9 @@ func sources() []migrate.Source {
 		migrate.Foundation(),
 		manaauth.Source(),
 		lockout.Source(),
+		bootstrap.Source(),
 		vault.Source(),
+		grantpg.Source(),
 	}
 }
 

@@ -77,7 +77,41 @@ func (s *server) mountAuth(a *authStack) {
 		method, path, _ := strings.Cut(p, " ")
 		s.handle(method+" "+vaultPrefix+path, vaultInner)
 	}
+	// Single-route handlers are mounted on the exact path (a pattern
+	// ending in "/" would be a subtree and redirect the bare path).
+	s.handle("POST "+grantPath, me(http.StripPrefix(grantPath, a.grant)))
+	s.handle("POST "+bootstrapPath, me(http.StripPrefix(bootstrapPath, a.boot)))
+
+	// Organizations: the collection root is also served without the
+	// trailing slash (StripPrefix would leave an empty path, which the
+	// inner mux answers with a redirect).
+	guilds := http.StripPrefix(guildsPrefix, a.spaces)
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r2 := r.Clone(r.Context())
+		r2.URL.Path, r2.URL.RawPath = "/", ""
+		a.spaces.ServeHTTP(w, r2)
+	})
+	for _, p := range a.spaces.Routes() {
+		method, path, _ := strings.Cut(p, " ")
+		if path == "/{$}" {
+			s.handle(method+" "+guildsPrefix, root)
+			// The same with the slash, as a courtesy; documented once.
+			s.mux.Handle(method+" "+guildsPrefix+path, guilds)
+			continue
+		}
+		s.handle(method+" "+guildsPrefix+path, guilds)
+	}
 }
+
+// bootstrapPath and guildsPrefix are where api.md's Singleton bootstrap and
+// Organizations sections are mounted.
+const (
+	bootstrapPath = "/api/v1/me/bootstrap-singletons"
+	guildsPrefix  = "/api/v1/guilds"
+)
+
+// grantPath is the Mission key grants route of api.md.
+const grantPath = "/api/v1/me/ai-mission-grant"
 
 // vaultPrefix is where the Encryption vault section of api.md is mounted.
 const vaultPrefix = "/api/v1/me/encryption-vault"

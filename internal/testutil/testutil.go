@@ -39,6 +39,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/mana-how/mana-auth/bootstrap"
+	"github.com/mana-how/mana-auth/grant/grantpg"
 	"github.com/mana-how/mana-auth/localpg"
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/manaauth"
@@ -53,7 +55,9 @@ func Sources() []migrate.Source {
 		migrate.Foundation(),
 		manaauth.Source(),
 		lockout.Source(),
+		bootstrap.Source(),
 		vault.Source(),
+		grantpg.Source(),
 	}
 }
 

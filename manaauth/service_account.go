@@ -461,15 +461,37 @@ func (s *Service) ChangePassword(ctx context.Context, userID, sessionID uuid.UUI
 }
 
 // DeleteAccount re-checks the password through the lockout gate and
-// deletes the user; everything owned cascades away in the database.
+// deletes the user; everything owned cascades away in the database. The
+// only owner of a space with other members is refused until another
+// member is made an owner.
 //
 // Errors: VALIDATION_FAILED, INVALID_CREDENTIALS, ACCOUNT_LOCKED,
+// CONFLICT (details.reason "sole_owner", details.spaceId),
 // SERVICE_UNAVAILABLE.
 func (s *Service) DeleteAccount(ctx context.Context, userID uuid.UUID, password string, c Client) error {
 	if _, err := s.recheck(ctx, userID, password, c); err != nil {
 		return err
 	}
 	return s.inTx(ctx, "delete account", func(tx pgx.Tx) error {
+		// A shared space must not be left without an owner: nobody could
+		// delete it or make anyone an owner again. The caller hands it over
+		// (or removes the other members) first.
+		var sole uuid.UUID
+		err := tx.QueryRow(ctx, `SELECT s.id FROM auth.spaces s
+			JOIN auth.space_members m ON m.space_id = s.id AND m.user_id = $1 AND m.role = 'owner'
+			WHERE s.type <> 'personal'
+			  AND NOT EXISTS (SELECT 1 FROM auth.space_members o WHERE o.space_id = s.id AND o.role = 'owner' AND o.user_id <> $1)
+			  AND EXISTS (SELECT 1 FROM auth.space_members x WHERE x.space_id = s.id AND x.user_id <> $1)
+			ORDER BY s.created_at, s.id LIMIT 1
+			FOR UPDATE OF s`, userID).Scan(&sole)
+		switch {
+		case err == nil:
+			e := autherr.New(autherr.Conflict, "you are the only owner of a space with other members; make another member an owner first")
+			e.Details = map[string]any{"reason": "sole_owner", "spaceId": sole.String()}
+			return e
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM auth.users WHERE id = $1`, userID); err != nil {
 			return err
 		}

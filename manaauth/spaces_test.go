@@ -865,7 +865,20 @@ func TestSpacesAccountDeletion(t *testing.T) {
 	require.NoError(t, g.db.Owner.QueryRow(bg, `SELECT id FROM auth.spaces WHERE created_by = $1 AND type = 'personal'`, u.ID).Scan(&personal))
 
 	access, _ := g.login(t, "u@x.com", strongPassword)
+	// u is the only owner of shared, which has another member: deleting the
+	// account would leave it without an owner, so it is refused and
+	// nothing changes. Without the rule, shared would keep v as an admin
+	// nobody could ever promote.
 	st, body, _ := g.call(t, "DELETE", "/account", map[string]any{"password": strongPassword}, bearer(access))
+	require.Equal(t, http.StatusConflict, st, "%v", body)
+	details, _ := body["error"].(map[string]any)["details"].(map[string]any)
+	assert.Equal(t, "sole_owner", details["reason"])
+	assert.Equal(t, shared, details["spaceId"])
+	assert.Equal(t, 1, g.ownerInt(t, `SELECT count(*) FROM auth.users WHERE id = $1`, u.ID))
+	_, err := g.db.Owner.Exec(bg, `UPDATE auth.space_members SET role = 'owner' WHERE space_id = $1 AND user_id = $2`, shared, v.ID)
+	require.NoError(t, err)
+
+	st, body, _ = g.call(t, "DELETE", "/account", map[string]any{"password": strongPassword}, bearer(access))
 	require.Equal(t, http.StatusNoContent, st, "%v", body)
 
 	for _, id := range []string{personal, solo} {
@@ -874,7 +887,7 @@ func TestSpacesAccountDeletion(t *testing.T) {
 	assert.Zero(t, g.ownerInt(t, `SELECT count(*) FROM auth.space_members WHERE user_id = $1`, u.ID))
 	assert.Zero(t, g.ownerInt(t, `SELECT count(*) FROM auth.space_invitations WHERE email = 'u@x.com'`), "the invitation u accepted")
 	assert.Equal(t, 1, g.ownerInt(t, `SELECT count(*) FROM auth.spaces WHERE id = $1 AND created_by IS NULL`, shared))
-	assert.Equal(t, "admin", g.role(t, shared, v))
+	assert.Equal(t, "owner", g.role(t, shared, v))
 	assert.Equal(t, "owner", g.role(t, vs, v))
 	assert.Equal(t, 1, g.ownerInt(t, `SELECT count(*) FROM auth.space_invitations WHERE id = $1 AND invited_by IS NULL`, sent))
 	st, body = g.as(t, v, "GET", "/", nil)

@@ -343,9 +343,16 @@ func e2eGuildsErrors(t *testing.T, f *e2eServer) {
 	e = f.expectCode(409, "CONFLICT", "POST", guildsPath("/invitations/"+eveTok+"/accept"), nil, withBearer(f.validToken(eve.ID, eve.Email)))
 	assert.Equal(t, "expired", e.Details["reason"])
 
-	// Account deletion: alice's Personal space goes with her; the shared
-	// space stays with bob, without an owner. Its kontext document was
-	// attributed to alice and went with her; bob's reconcile makes it again.
+	// Account deletion: the only owner of a space with other members is
+	// refused (the space would be left without an owner); once bob is an
+	// owner too, alice may go. Her Personal space goes with her; the shared
+	// space stays with bob. Its kontext document was attributed to alice
+	// and went with her; bob's reconcile makes it again.
+	e = f.expectCode(409, "CONFLICT", "DELETE", authPath("/account"), map[string]any{"password": e2ePass1}, a)
+	assert.Equal(t, "sole_owner", e.Details["reason"])
+	assert.Equal(t, space.ID.String(), e.Details["spaceId"])
+	assert.True(t, f.spaceExists(alicePersonal.ID), "a refused deletion deletes nothing")
+	f.expect(200, "PATCH", sp(space.ID, "/members/"+bob.ID.String()), map[string]any{"role": "owner"}, a)
 	f.expect(204, "DELETE", authPath("/account"), map[string]any{"password": e2ePass1}, a)
 	assert.False(t, f.spaceExists(alicePersonal.ID), "the Personal space went with its account")
 	assert.True(t, f.spaceExists(space.ID), "the shared space stays with its member")
@@ -355,7 +362,7 @@ func e2eGuildsErrors(t *testing.T, f *e2eServer) {
 	assert.Empty(t, f.guilds(a))
 	left := f.members(space.ID, b)
 	require.Len(t, left, 1)
-	assert.Equal(t, "member", left[0].Role)
+	assert.Equal(t, "owner", left[0].Role)
 	bobPersonal := f.guilds(b)[0]
 	require.Equal(t, "personal", bobPersonal.Type)
 	f.assertBootstrap(b, false, map[uuid.UUID]bool{bobPersonal.ID: false, bobs.ID: false, space.ID: true})

@@ -34,6 +34,12 @@ const mailWait = 10 * time.Second
 // try is call for goroutines other than the test's: it reports trouble as
 // an error instead of failing the test.
 func (f *fixture) try(ctx context.Context, method, path string, body any, hdr map[string]string) (int, map[string]any, error) {
+	return sendJSON(ctx, f.srv.Client(), method, f.srv.URL+"/api/v1/auth"+path, body, hdr)
+}
+
+// sendJSON sends body (nil: none) as JSON with the headers hdr and decodes
+// the JSON answer. It does not use require, so goroutines may call it.
+func sendJSON(ctx context.Context, client *http.Client, method, url string, body any, hdr map[string]string) (int, map[string]any, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -42,7 +48,7 @@ func (f *fixture) try(ctx context.Context, method, path string, body any, hdr ma
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, f.srv.URL+"/api/v1/auth"+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -52,7 +58,7 @@ func (f *fixture) try(ctx context.Context, method, path string, body any, hdr ma
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := f.srv.Client().Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -64,7 +70,7 @@ func (f *fixture) try(ctx context.Context, method, path string, body any, hdr ma
 	var out map[string]any
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &out); err != nil {
-			return resp.StatusCode, nil, fmt.Errorf("%s %s answered %d %q: %w", method, path, resp.StatusCode, raw, err)
+			return resp.StatusCode, nil, fmt.Errorf("%s %s answered %d %q: %w", method, url, resp.StatusCode, raw, err)
 		}
 	}
 	return resp.StatusCode, out, nil

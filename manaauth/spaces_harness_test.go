@@ -4,11 +4,8 @@ package manaauth_test
 // collide with helpers of the other test files of this package.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -127,40 +124,7 @@ func (g *spFixture) auth(t testing.TB, u spUser) map[string]string {
 // do sends a request to the spaces handler as u; it does not use require,
 // so goroutines may call it.
 func (g *spFixture) do(ctx context.Context, method, path string, body any, hdr map[string]string) (int, map[string]any, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, g.srv.URL+spPrefix+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := g.srv.Client().Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, nil, err
-	}
-	var out map[string]any
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			return resp.StatusCode, nil, err
-		}
-	}
-	return resp.StatusCode, out, nil
+	return sendJSON(ctx, g.srv.Client(), method, g.srv.URL+spPrefix+path, body, hdr)
 }
 
 // as calls the spaces handler as u.

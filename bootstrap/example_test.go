@@ -25,13 +25,13 @@ func (f spacesOf) SpacesOf(ctx context.Context, userID uuid.UUID) ([]bootstrap.S
 
 // A host mounts the reconcile endpoint for its exact path, behind its own
 // authentication. With manaauth the user function is built on
-// manaauth.ClaimsFromContext and the handler is wrapped in
-// manaauth.Middleware.
+// token.ClaimsFromContext and the handler is wrapped in
+// token.Middleware.
 func ExampleNewHandler() {
 	var b *bootstrap.Bootstrapper // bootstrap.New(bootstrap.Config{Pool: runtimePool}); compiled, not run
 	h, err := bootstrap.NewHandler(b, bootstrap.HandlerOptions{
 		UserFromRequest: func(r *http.Request) (uuid.UUID, error) {
-			// c, ok := manaauth.ClaimsFromContext(r.Context()); if ok { return c.UserID() }
+			// c, ok := token.ClaimsFromContext(r.Context()); if ok { return c.UserID() }
 			return uuid.Nil, autherr.New(autherr.Unauthorized, "")
 		},
 		Spaces: spacesOf(func(ctx context.Context, userID uuid.UUID) ([]bootstrap.Space, error) {

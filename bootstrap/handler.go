@@ -16,8 +16,8 @@ type HandlerOptions struct {
 	// UserFromRequest returns the authenticated user of r; required. Its
 	// error is answered as is (an *autherr.Error such as UNAUTHORIZED); a
 	// nil user with a nil error is answered UNAUTHORIZED. A host using
-	// manaauth wraps the handler in manaauth.Middleware and passes a
-	// function built on manaauth.ClaimsFromContext.
+	// manaauth wraps the handler in token.Middleware and passes a
+	// function built on token.ClaimsFromContext.
 	UserFromRequest func(*http.Request) (uuid.UUID, error)
 	// Spaces lists the spaces whose kontext documents a reconcile makes
 	// sure of; required (a host without spaces passes a lister that

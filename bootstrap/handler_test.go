@@ -28,7 +28,7 @@ const (
 )
 
 // userFromHeader stands in for a function built on
-// manaauth.ClaimsFromContext.
+// token.ClaimsFromContext.
 func userFromHeader(r *http.Request) (uuid.UUID, error) {
 	v := r.Header.Get(userHeader)
 	if v == "" {

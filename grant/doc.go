@@ -23,7 +23,7 @@
 // (the reference server adapts the vault to it), derives the mission data
 // key, wraps it under the RSA public key from MANA_AI_PUBLIC_KEY_PEM
 // (PKIX or PKCS#1, at least 2048 bits; use 3072, ASVS 5.0 11.2.3), signs
-// the grant with the Signer (*manaauth.Tokens: its current signing key,
+// the grant with the Signer (*token.Tokens: its current signing key,
 // whose kid its JWKS publishes) and logs a GRANT_ISSUED event through the
 // optional EventLogger. Without a public key every request answers 503
 // GRANT_NOT_CONFIGURED; a zero-knowledge vault answers 409 ZK_ACTIVE, no

@@ -33,7 +33,7 @@ func ExampleNewHandler() {
 	var iss *grant.Issuer // grant.NewIssuer(grant.IssuerConfig{PublicKeyPEM: …, Keys: …, Signer: tokens}); compiled, not run
 	h, err := grant.NewHandler(iss, grant.HandlerOptions{
 		UserFromRequest: func(r *http.Request) (uuid.UUID, error) {
-			// c, ok := manaauth.ClaimsFromContext(r.Context()); if ok { return c.UserID() }
+			// c, ok := token.ClaimsFromContext(r.Context()); if ok { return c.UserID() }
 			return uuid.Nil, autherr.New(autherr.Unauthorized, "")
 		},
 	})
@@ -43,7 +43,7 @@ func ExampleNewHandler() {
 	}
 	const path = "/api/v1/me/ai-mission-grant"
 	mux := http.NewServeMux()
-	mux.Handle("POST "+path, http.StripPrefix(path, h)) // wrapped in manaauth.Middleware in a real server
+	mux.Handle("POST "+path, http.StripPrefix(path, h)) // wrapped in token.Middleware in a real server
 }
 
 // The AI side tells refusals apart by reason; an error without a reason is

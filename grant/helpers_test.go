@@ -17,7 +17,7 @@ import (
 
 	"github.com/mana-how/mana-auth/autherr"
 	"github.com/mana-how/mana-auth/grant"
-	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/token"
 )
 
 // testNow is the fake clock's start: whole seconds, UTC.
@@ -70,10 +70,10 @@ func seedKey(b byte) ed25519.PrivateKey {
 }
 
 // newTokens is the auth server's token service with a fixed signing key.
-func newTokens(t testing.TB, seed byte) *manaauth.Tokens {
+func newTokens(t testing.TB, seed byte) *token.Tokens {
 	t.Helper()
-	tok, err := manaauth.NewTokens(manaauth.TokenConfig{Issuer: "https://auth.example.test", Audience: "mana",
-		Signing: manaauth.SigningKey{Private: seedKey(seed)}})
+	tok, err := token.New(token.Config{Issuer: "https://auth.example.test", Audience: "mana",
+		Signing: token.SigningKey{Private: seedKey(seed)}})
 	require.NoError(t, err)
 	return tok
 }
@@ -120,7 +120,7 @@ func (r *recorder) GrantIssued(_ context.Context, e grant.Event) {
 // fixture is an issuer and an unwrapper that fit together.
 type fixture struct {
 	clock     *clock
-	tokens    *manaauth.Tokens
+	tokens    *token.Tokens
 	keys      *masterKeys
 	events    *recorder
 	issuer    *grant.Issuer

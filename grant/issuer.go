@@ -43,7 +43,7 @@ func (f KeySourceFunc) MasterKey(ctx context.Context, userID uuid.UUID) ([]byte,
 
 // Signer signs grants with the auth server's current Ed25519 token-signing
 // key and names that key's kid (which its JWKS publishes).
-// *manaauth.Tokens implements it.
+// *token.Tokens implements it.
 type Signer interface {
 	Sign(msg []byte) (sig []byte, kid string)
 }

@@ -3,13 +3,13 @@ package grant
 import (
 	"crypto/ed25519"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/mana-how/mana-auth/token"
 )
 
 // ParsePublicKeyPEM reads the AI service's RSA public key
@@ -87,61 +87,20 @@ func ParsePrivateKeyPEM(pemBytes []byte) (*rsa.PrivateKey, error) {
 }
 
 // VerifyKey is an Ed25519 public key of the auth server that grant
-// signatures are checked against. An empty ID means the key's RFC 7638
-// thumbprint (Thumbprint), which is the kid the auth server gives a
-// signing key unless it was configured with another.
-type VerifyKey struct {
-	ID     string
-	Public ed25519.PublicKey
-}
+// signatures are checked against (token.VerifyKey). An empty ID means the
+// key's RFC 7638 thumbprint (Thumbprint), which is the kid the auth server
+// gives a signing key unless it was configured with another.
+type VerifyKey = token.VerifyKey
 
-// ParseVerifyKeysPEM reads one or more "PUBLIC KEY" (PKIX) blocks holding
-// Ed25519 keys — the auth server's token-signing public keys
-// (`openssl pkey -in signing.pem -pubout`) — each with its thumbprint as
-// ID. A private key is refused: the AI service never needs the server's
-// signing key. Literal \n sequences are accepted as in ParsePublicKeyPEM.
+// ParseVerifyKeysPEM reads the auth server's token-signing public keys
+// from "PUBLIC KEY" PEM blocks (token.ParseVerifyKeysPEM).
 func ParseVerifyKeysPEM(pemBytes []byte) ([]VerifyKey, error) {
-	rest := normalizePEM(pemBytes)
-	var keys []VerifyKey
-	for i := 0; ; i++ {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "PUBLIC KEY" {
-			if strings.Contains(block.Type, "PRIVATE KEY") {
-				return nil, fmt.Errorf("grant: signing public key %d: the PEM block is a private key (%q); give the public key only (openssl pkey -pubout)", i+1, block.Type)
-			}
-			return nil, fmt.Errorf("grant: signing public key %d: PEM block type is %q, want \"PUBLIC KEY\"", i+1, block.Type)
-		}
-		key, err := x509.ParsePKIXPublicKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("grant: signing public key %d: not a valid PKIX public key: %w", i+1, err)
-		}
-		pub, ok := key.(ed25519.PublicKey)
-		if !ok {
-			return nil, fmt.Errorf("grant: signing public key %d: the key is %T, want Ed25519", i+1, key)
-		}
-		keys = append(keys, VerifyKey{ID: Thumbprint(pub), Public: pub})
-	}
-	if len(strings.TrimSpace(string(rest))) != 0 {
-		return nil, errors.New("grant: signing public keys: unexpected data that is not a PEM block")
-	}
-	if len(keys) == 0 {
-		return nil, errors.New("grant: signing public keys: no PEM block found (want \"PUBLIC KEY\" blocks with Ed25519 keys)")
-	}
-	return keys, nil
+	return token.ParseVerifyKeysPEM(pemBytes)
 }
 
 // Thumbprint is the RFC 7638 JWK thumbprint of an Ed25519 public key
-// (RFC 8037 section 2): SHA-256 over {"crv":"Ed25519","kty":"OKP","x":…},
-// base64url without padding.
-func Thumbprint(pub ed25519.PublicKey) string {
-	canonical := `{"crv":"Ed25519","kty":"OKP","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}`
-	sum := sha256.Sum256([]byte(canonical))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
+// (token.Thumbprint).
+func Thumbprint(pub ed25519.PublicKey) string { return token.Thumbprint(pub) }
 
 func checkRSABits(pub *rsa.PublicKey) error {
 	if bits := pub.N.BitLen(); bits < MinRSABits {
@@ -167,10 +126,4 @@ func onePEMBlock(pemBytes []byte, what string) (*pem.Block, error) {
 
 // normalizePEM turns a PEM kept on one line with literal "\n" sequences
 // (as environment files often hold it) back into lines.
-func normalizePEM(b []byte) []byte {
-	s := string(b)
-	if !strings.Contains(s, "\n") && strings.Contains(s, `\n`) {
-		s = strings.ReplaceAll(s, `\n`, "\n")
-	}
-	return []byte(s)
-}
+func normalizePEM(b []byte) []byte { return token.NormalizePEM(b) }

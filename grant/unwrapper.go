@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/token"
 )
 
 // Reason says why an unwrap was refused (api.md).
@@ -70,53 +71,47 @@ func ReasonOf(err error) Reason {
 	return ""
 }
 
-// ErrUnknownKey is what a VerifyKeys returns for a kid it does not hold.
-var ErrUnknownKey = errors.New("grant: unknown signing key id")
+// ErrUnknownKey is what a VerifyKeys returns for a kid it does not hold
+// (token.ErrUnknownKey).
+var ErrUnknownKey = token.ErrUnknownKey
 
 // VerifyKeys resolves the kid of a grant's signature to the auth server's
-// Ed25519 public key. VerifyKey returns ErrUnknownKey (possibly wrapped)
-// when the kid is not among the server's keys — the grant is then refused
-// wrap-rejected — and any other error when the keys cannot be obtained
-// (the JWKS is unreachable), which Unwrap passes on as an infrastructure
-// error, never as a refusal. StaticKeys and *JWKS implement it.
-type VerifyKeys interface {
-	VerifyKey(ctx context.Context, kid string) (ed25519.PublicKey, error)
-}
+// Ed25519 public key (token.KeySource). VerifyKey returns ErrUnknownKey
+// (possibly wrapped) when the kid is not among the server's keys — the
+// grant is then refused wrap-rejected — and any other error when the keys
+// cannot be obtained (the JWKS is unreachable), which Unwrap passes on as
+// an infrastructure error, never as a refusal. StaticKeys and *JWKS
+// implement it.
+type VerifyKeys = token.KeySource
 
-// StaticKeys is a fixed set of verification keys by kid.
-type StaticKeys struct {
-	keys map[string]ed25519.PublicKey
-}
+// StaticKeys is a fixed set of verification keys by kid (token.StaticKeys).
+type StaticKeys = token.StaticKeys
 
-// NewStaticKeys indexes keys by ID (the thumbprint when empty). A key of
-// the wrong size, or two different keys under one kid, is an error.
-func NewStaticKeys(keys ...VerifyKey) (*StaticKeys, error) {
-	if len(keys) == 0 {
-		return nil, errors.New("grant: NewStaticKeys: no keys")
-	}
-	s := &StaticKeys{keys: make(map[string]ed25519.PublicKey, len(keys))}
-	for i, k := range keys {
-		if len(k.Public) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("grant: verify key %d: %d bytes, want %d (Ed25519)", i, len(k.Public), ed25519.PublicKeySize)
-		}
-		kid := k.ID
-		if kid == "" {
-			kid = Thumbprint(k.Public)
-		}
-		if have, dup := s.keys[kid]; dup && !have.Equal(k.Public) {
-			return nil, fmt.Errorf("grant: verify key %d: kid %q is already used by a different key", i, kid)
-		}
-		s.keys[kid] = append(ed25519.PublicKey(nil), k.Public...)
-	}
-	return s, nil
-}
+// NewStaticKeys indexes keys by ID (the thumbprint when empty); see
+// token.NewStaticKeys.
+func NewStaticKeys(keys ...VerifyKey) (*StaticKeys, error) { return token.NewStaticKeys(keys...) }
 
-// VerifyKey returns the key with the given kid, or ErrUnknownKey.
-func (s *StaticKeys) VerifyKey(_ context.Context, kid string) (ed25519.PublicKey, error) {
-	if k, ok := s.keys[kid]; ok {
-		return k, nil
+// JWKS fetches and caches the auth server's keys (token.JWKS).
+type JWKS = token.JWKS
+
+// JWKSConfig configures a JWKS (token.JWKSConfig).
+type JWKSConfig = token.JWKSConfig
+
+// JWKS defaults (token's).
+const (
+	DefaultJWKSMinRefresh = token.DefaultJWKSMinRefresh
+	DefaultJWKSMaxAge     = token.DefaultJWKSMaxAge
+	DefaultJWKSTimeout    = token.DefaultJWKSTimeout
+	MaxJWKSBytes          = token.MaxJWKSBytes
+)
+
+// NewJWKS is token.NewJWKS with the AI side's metric name
+// (mana_ai_grant_jwks_fetches_total) unless cfg names another.
+func NewJWKS(cfg JWKSConfig) (*JWKS, error) {
+	if cfg.MetricName == "" {
+		cfg.MetricName = "mana_ai_grant_jwks_fetches_total"
 	}
-	return nil, ErrUnknownKey
+	return token.NewJWKS(cfg)
 }
 
 // Outcome is the result of one unwrap attempt, for the audit.

@@ -245,14 +245,6 @@ func TestProfileGetAndUpdate(t *testing.T) {
 	assert.Equal(t, "https://cdn.x.com/a.png", u["image"], "an absent image stays")
 }
 
-func keys(m map[string]any) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
 // Guards: profile refusals. An image that is not an http(s) URL
 // ("javascript:…" rendered into an <img>/<a> is XSS) or an over-long name
 // is 400 naming the field and stores nothing; no or a bad token is 401.

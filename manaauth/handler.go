@@ -12,6 +12,7 @@ import (
 
 	"github.com/mana-how/mana-auth/autherr"
 	"github.com/mana-how/mana-auth/lockout"
+	"github.com/mana-how/mana-auth/token"
 	"github.com/mana-how/mana-auth/web"
 )
 
@@ -34,13 +35,10 @@ type HandlerOptions struct {
 
 // Handler serves api.md's Auth section; mount it under /api/v1/auth with
 // http.StripPrefix.
-type Handler struct {
-	mux    *http.ServeMux
-	routes []string
-}
+type Handler struct{ mux *web.Mux }
 
 // Routes lists the patterns the handler serves, relative to its mount point.
-func (h *Handler) Routes() []string { return h.routes }
+func (h *Handler) Routes() []string { return h.mux.Routes() }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
@@ -56,35 +54,28 @@ func NewHandler(svc *Service, opts HandlerOptions) *Handler {
 		opts.Logger = svc.logger
 	}
 	a := &authHandler{svc: svc, opts: opts, errs: autherr.Writer{Logger: opts.Logger, Observe: opts.Observe}}
-	h := &Handler{mux: http.NewServeMux()}
-	bearer := MiddlewareWith(svc.cfg.Tokens, a.errs)
-	handle := func(pattern string, fn web.HandlerFunc, wrap ...func(http.Handler) http.Handler) {
-		var hh http.Handler = web.Handle(a.errs, fn)
-		for _, m := range wrap {
-			hh = m(hh)
-		}
-		h.mux.Handle(pattern, hh)
-		h.routes = append(h.routes, pattern)
-	}
+	m := web.NewMux(a.errs)
+	bearer := token.MiddlewareWith(svc.cfg.Tokens, a.errs)
 	limited := a.limitIP
-	handle("POST /register", a.register, limited)
-	handle("POST /login", a.login, limited)
-	handle("POST /logout", a.logout)
-	handle("POST /session-to-token", a.sessionToToken)
-	handle("POST /refresh", a.refresh)
-	handle("POST /validate", a.validate)
-	handle("POST /verify-email", a.verifyEmail, limited)
-	handle("POST /resend-verification", a.resendVerification, limited)
-	handle("POST /forgot-password", a.forgotPassword, limited)
-	handle("POST /reset-password", a.resetPassword, limited)
-	handle("GET /profile", a.profile, bearer)
-	handle("POST /profile", a.updateProfile, bearer)
-	handle("POST /change-email", a.changeEmail, bearer)
-	handle("POST /change-password", a.changePassword, bearer)
-	handle("DELETE /account", a.deleteAccount, bearer)
-	handle("GET /security-events", a.securityEvents, bearer)
-	handle("GET /signup-status", a.signupStatus)
-	return h
+	ok, created, accepted := http.StatusOK, http.StatusCreated, http.StatusAccepted
+	m.Handle("POST /register", web.Endpoint(created, a.register), limited)
+	m.Handle("POST /login", web.Endpoint(ok, a.login), limited)
+	m.Handle("POST /logout", web.EndpointOptional(http.StatusNoContent, a.logout))
+	m.Handle("POST /session-to-token", web.Endpoint(ok, a.sessionToToken))
+	m.Handle("POST /refresh", web.Endpoint(ok, a.refresh))
+	m.Handle("POST /validate", a.validate)
+	m.Handle("POST /verify-email", web.Endpoint(ok, a.verifyEmail), limited)
+	m.Handle("POST /resend-verification", web.Endpoint(accepted, a.resendVerification), limited)
+	m.Handle("POST /forgot-password", web.Endpoint(accepted, a.forgotPassword), limited)
+	m.Handle("POST /reset-password", web.Endpoint(ok, a.resetPassword), limited)
+	m.Handle("GET /profile", web.Endpoint(ok, a.profile), bearer)
+	m.Handle("POST /profile", web.Endpoint(ok, a.updateProfile), bearer)
+	m.Handle("POST /change-email", web.Endpoint(accepted, a.changeEmail), bearer)
+	m.Handle("POST /change-password", web.Endpoint(ok, a.changePassword), bearer)
+	m.Handle("DELETE /account", web.Endpoint(http.StatusNoContent, a.deleteAccount), bearer)
+	m.Handle("GET /security-events", web.Endpoint(ok, a.securityEvents), bearer)
+	m.Handle("GET /signup-status", web.Endpoint(ok, a.signupStatus))
+	return &Handler{mux: m}
 }
 
 func (a *authHandler) client(r *http.Request) Client {
@@ -119,25 +110,21 @@ func (a *authHandler) limitIP(next http.Handler) http.Handler {
 	})
 }
 
-// required returns VALIDATION_FAILED naming every empty field.
-func required(fields map[string]string) error {
-	bad := map[string]string{}
-	for name, v := range fields {
-		if v == "" {
-			bad[name] = "required"
-		}
-	}
-	if len(bad) > 0 {
-		return web.Invalid(bad)
-	}
-	return nil
-}
-
 type emailPassword struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
 	Name     string `json:"name"`
 }
+
+type registerIn emailPassword
+
+func (in registerIn) Validate() error {
+	return web.Required("email", in.Email, "password", in.Password)
+}
+
+type loginIn emailPassword
+
+func (in loginIn) Validate() error { return web.Required("email", in.Email) }
 
 type userBody struct {
 	User         User   `json:"user"`
@@ -147,40 +134,28 @@ type userBody struct {
 	ExpiresIn    int    `json:"expiresIn,omitempty"`
 }
 
-func (a *authHandler) register(w http.ResponseWriter, r *http.Request) error {
-	var in emailPassword
-	if err := web.Decode(w, r, &in); err != nil {
-		return err
-	}
-	if err := required(map[string]string{"email": in.Email, "password": in.Password}); err != nil {
-		return err
-	}
+var okBody = map[string]bool{"ok": true}
+
+func (a *authHandler) register(w http.ResponseWriter, r *http.Request, in registerIn) (any, error) {
 	res, err := a.svc.Register(r.Context(), RegisterInput(in), a.client(r))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	body := userBody{User: res.User}
 	if p := res.Tokens; p != nil {
 		a.setCookie(w, p)
 		body.AccessToken, body.RefreshToken, body.TokenType, body.ExpiresIn = p.AccessToken, p.RefreshToken, p.TokenType, p.ExpiresIn
 	}
-	return web.JSON(w, http.StatusCreated, body)
+	return body, nil
 }
 
-func (a *authHandler) login(w http.ResponseWriter, r *http.Request) error {
-	var in emailPassword
-	if err := web.Decode(w, r, &in); err != nil {
-		return err
-	}
-	if err := required(map[string]string{"email": in.Email}); err != nil {
-		return err
-	}
+func (a *authHandler) login(w http.ResponseWriter, r *http.Request, in loginIn) (any, error) {
 	p, err := a.svc.Login(r.Context(), in.Email, in.Password, a.client(r))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a.setCookie(w, p)
-	return web.JSON(w, http.StatusOK, p)
+	return p, nil
 }
 
 func (a *authHandler) setCookie(w http.ResponseWriter, p *TokenPair) {
@@ -211,15 +186,7 @@ func (a *authHandler) caller(r *http.Request) (userID, sessionID uuid.UUID, err 
 		if err != nil {
 			return uuid.Nil, uuid.Nil, err
 		}
-		uid, err := c.UserID()
-		if err != nil {
-			return uuid.Nil, uuid.Nil, autherr.Wrap(autherr.TokenInvalid, err, "invalid token")
-		}
-		sid, err := uuid.Parse(c.SessionID)
-		if err != nil {
-			return uuid.Nil, uuid.Nil, autherr.Wrap(autherr.TokenInvalid, err, "invalid token")
-		}
-		return uid, sid, nil
+		return token.SessionFromRequest(r.WithContext(token.ContextWithClaims(r.Context(), c)))
 	}
 	if ck, err := r.Cookie(SessionCookie); err == nil {
 		return a.svc.SessionFromCookie(r.Context(), ck.Value)
@@ -227,68 +194,50 @@ func (a *authHandler) caller(r *http.Request) (userID, sessionID uuid.UUID, err 
 	return uuid.Nil, uuid.Nil, autherr.New(autherr.Unauthorized, "authentication required")
 }
 
-func (a *authHandler) logout(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		RefreshToken string `json:"refreshToken"`
-	}
-	if err := web.DecodeOptional(w, r, &in); err != nil {
-		return err
-	}
+type refreshIn struct {
+	RefreshToken string `json:"refreshToken"`
+}
+
+func (in refreshIn) Validate() error { return web.Required("refreshToken", in.RefreshToken) }
+
+func (a *authHandler) logout(w http.ResponseWriter, r *http.Request, in struct {
+	RefreshToken string `json:"refreshToken"`
+}) (any, error) {
 	uid, sid, err := a.caller(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := a.svc.Logout(r.Context(), uid, sid, in.RefreshToken, a.client(r)); err != nil {
-		return err
+		return nil, err
 	}
 	a.clearCookie(w)
-	web.NoContent(w)
-	return nil
+	return nil, nil
 }
 
-func (a *authHandler) sessionToToken(w http.ResponseWriter, r *http.Request) error {
-	if err := web.DecodeOptional(w, r, &struct{}{}); err != nil {
-		return err
-	}
+func (a *authHandler) sessionToToken(_ http.ResponseWriter, r *http.Request, _ web.NoBody) (any, error) {
 	ck, err := r.Cookie(SessionCookie)
 	if err != nil {
-		return autherr.New(autherr.Unauthorized, "no session cookie")
+		return nil, autherr.New(autherr.Unauthorized, "no session cookie")
 	}
-	p, err := a.svc.SessionToToken(r.Context(), ck.Value)
-	if err != nil {
-		return err
-	}
-	return web.JSON(w, http.StatusOK, p)
+	return a.svc.SessionToToken(r.Context(), ck.Value)
 }
 
-func (a *authHandler) refresh(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		RefreshToken string `json:"refreshToken"`
-	}
-	if err := web.Decode(w, r, &in); err != nil {
-		return err
-	}
-	if err := required(map[string]string{"refreshToken": in.RefreshToken}); err != nil {
-		return err
-	}
-	p, err := a.svc.Refresh(r.Context(), in.RefreshToken, a.client(r))
-	if err != nil {
-		return err
-	}
-	return web.JSON(w, http.StatusOK, p)
+func (a *authHandler) refresh(_ http.ResponseWriter, r *http.Request, in refreshIn) (any, error) {
+	return a.svc.Refresh(r.Context(), in.RefreshToken, a.client(r))
 }
+
+type tokenIn struct {
+	Token string `json:"token"`
+}
+
+func (in tokenIn) Validate() error { return web.Required("token", in.Token) }
 
 // validate answers 200 {valid:true, claims} or 401 {valid:false,
 // error:{…}}: the error envelope with the extra "valid" field api.md asks
 // for.
 func (a *authHandler) validate(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Token string `json:"token"`
-	}
+	var in tokenIn
 	if err := web.Decode(w, r, &in); err != nil {
-		return err
-	}
-	if err := required(map[string]string{"token": in.Token}); err != nil {
 		return err
 	}
 	c, err := a.svc.cfg.Tokens.Verify(in.Token)
@@ -309,184 +258,115 @@ func (a *authHandler) validate(w http.ResponseWriter, r *http.Request) error {
 	return web.JSON(w, http.StatusOK, map[string]any{"valid": true, "claims": c})
 }
 
-type tokenBody struct {
-	Token string `json:"token"`
-}
-
-func (a *authHandler) verifyEmail(w http.ResponseWriter, r *http.Request) error {
-	var in tokenBody
-	if err := web.Decode(w, r, &in); err != nil {
-		return err
-	}
-	if err := required(map[string]string{"token": in.Token}); err != nil {
-		return err
-	}
+func (a *authHandler) verifyEmail(_ http.ResponseWriter, r *http.Request, in tokenIn) (any, error) {
 	u, err := a.svc.VerifyEmail(r.Context(), in.Token)
+	return userBody{User: u}, err
+}
+
+type emailIn struct {
+	Email string `json:"email"`
+}
+
+func (a *authHandler) resendVerification(_ http.ResponseWriter, r *http.Request, in emailIn) (any, error) {
+	return okBody, a.svc.ResendVerification(r.Context(), in.Email)
+}
+
+func (a *authHandler) forgotPassword(_ http.ResponseWriter, r *http.Request, in emailIn) (any, error) {
+	return okBody, a.svc.ForgotPassword(r.Context(), in.Email, a.client(r))
+}
+
+type resetIn struct {
+	Token       string `json:"token"`
+	NewPassword string `json:"newPassword"`
+}
+
+func (in resetIn) Validate() error {
+	return web.Required("token", in.Token, "newPassword", in.NewPassword)
+}
+
+func (a *authHandler) resetPassword(_ http.ResponseWriter, r *http.Request, in resetIn) (any, error) {
+	return okBody, a.svc.ResetPassword(r.Context(), in.Token, in.NewPassword, a.client(r))
+}
+
+func (a *authHandler) profile(_ http.ResponseWriter, r *http.Request, _ web.NoBody) (any, error) {
+	uid, err := token.UserFromRequest(r)
 	if err != nil {
-		return err
-	}
-	return web.JSON(w, http.StatusOK, userBody{User: u})
-}
-
-func (a *authHandler) resendVerification(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Email string `json:"email"`
-	}
-	if err := web.Decode(w, r, &in); err != nil {
-		return err
-	}
-	if err := a.svc.ResendVerification(r.Context(), in.Email); err != nil {
-		return err
-	}
-	return web.JSON(w, http.StatusAccepted, map[string]bool{"ok": true})
-}
-
-func (a *authHandler) forgotPassword(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Email string `json:"email"`
-	}
-	if err := web.Decode(w, r, &in); err != nil {
-		return err
-	}
-	if err := a.svc.ForgotPassword(r.Context(), in.Email, a.client(r)); err != nil {
-		return err
-	}
-	return web.JSON(w, http.StatusAccepted, map[string]bool{"ok": true})
-}
-
-func (a *authHandler) resetPassword(w http.ResponseWriter, r *http.Request) error {
-	var in struct {
-		Token       string `json:"token"`
-		NewPassword string `json:"newPassword"`
-	}
-	if err := web.Decode(w, r, &in); err != nil {
-		return err
-	}
-	if err := required(map[string]string{"token": in.Token, "newPassword": in.NewPassword}); err != nil {
-		return err
-	}
-	if err := a.svc.ResetPassword(r.Context(), in.Token, in.NewPassword, a.client(r)); err != nil {
-		return err
-	}
-	return web.JSON(w, http.StatusOK, map[string]bool{"ok": true})
-}
-
-// claims returns the caller of a Bearer-guarded route.
-func claims(r *http.Request) (userID, sessionID uuid.UUID, err error) {
-	c, ok := ClaimsFromContext(r.Context())
-	if !ok {
-		return uuid.Nil, uuid.Nil, autherr.New(autherr.Unauthorized, "authentication required")
-	}
-	uid, err := c.UserID()
-	if err != nil {
-		return uuid.Nil, uuid.Nil, autherr.Wrap(autherr.TokenInvalid, err, "invalid token")
-	}
-	sid, err := uuid.Parse(c.SessionID)
-	if err != nil {
-		return uuid.Nil, uuid.Nil, autherr.Wrap(autherr.TokenInvalid, err, "invalid token")
-	}
-	return uid, sid, nil
-}
-
-func (a *authHandler) profile(w http.ResponseWriter, r *http.Request) error {
-	uid, _, err := claims(r)
-	if err != nil {
-		return err
+		return nil, err
 	}
 	u, err := a.svc.Profile(r.Context(), uid)
-	if err != nil {
-		return err
-	}
-	return web.JSON(w, http.StatusOK, userBody{User: u})
+	return userBody{User: u}, err
 }
 
-func (a *authHandler) updateProfile(w http.ResponseWriter, r *http.Request) error {
-	uid, _, err := claims(r)
-	if err != nil {
-		return err
-	}
-	var in struct {
-		Name  *string `json:"name"`
-		Image *string `json:"image"`
-	}
-	if err := web.Decode(w, r, &in); err != nil {
-		return err
-	}
-	u, err := a.svc.UpdateProfile(r.Context(), uid, ProfileUpdate{Name: in.Name, Image: in.Image}, a.client(r))
-	if err != nil {
-		return err
-	}
-	return web.JSON(w, http.StatusOK, userBody{User: u})
+type profileIn struct {
+	Name  *string `json:"name"`
+	Image *string `json:"image"`
 }
 
-func (a *authHandler) changeEmail(w http.ResponseWriter, r *http.Request) error {
-	uid, _, err := claims(r)
+func (a *authHandler) updateProfile(_ http.ResponseWriter, r *http.Request, in profileIn) (any, error) {
+	uid, err := token.UserFromRequest(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var in struct {
-		NewEmail string `json:"newEmail"`
-		Password string `json:"password"`
-	}
-	if err := web.Decode(w, r, &in); err != nil {
-		return err
-	}
-	if err := required(map[string]string{"newEmail": in.NewEmail, "password": in.Password}); err != nil {
-		return err
-	}
-	if err := a.svc.ChangeEmail(r.Context(), uid, in.NewEmail, in.Password, a.client(r)); err != nil {
-		return err
-	}
-	return web.JSON(w, http.StatusAccepted, map[string]bool{"ok": true})
+	u, err := a.svc.UpdateProfile(r.Context(), uid, ProfileUpdate(in), a.client(r))
+	return userBody{User: u}, err
 }
 
-func (a *authHandler) changePassword(w http.ResponseWriter, r *http.Request) error {
-	uid, sid, err := claims(r)
-	if err != nil {
-		return err
-	}
-	var in struct {
-		CurrentPassword string `json:"currentPassword"`
-		NewPassword     string `json:"newPassword"`
-	}
-	if err := web.Decode(w, r, &in); err != nil {
-		return err
-	}
-	if err := required(map[string]string{"currentPassword": in.CurrentPassword, "newPassword": in.NewPassword}); err != nil {
-		return err
-	}
-	if err := a.svc.ChangePassword(r.Context(), uid, sid, in.CurrentPassword, in.NewPassword, a.client(r)); err != nil {
-		return err
-	}
-	return web.JSON(w, http.StatusOK, map[string]bool{"ok": true})
+type changeEmailIn struct {
+	NewEmail string `json:"newEmail"`
+	Password string `json:"password"`
 }
 
-func (a *authHandler) deleteAccount(w http.ResponseWriter, r *http.Request) error {
-	uid, _, err := claims(r)
+func (in changeEmailIn) Validate() error {
+	return web.Required("newEmail", in.NewEmail, "password", in.Password)
+}
+
+func (a *authHandler) changeEmail(_ http.ResponseWriter, r *http.Request, in changeEmailIn) (any, error) {
+	uid, err := token.UserFromRequest(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var in struct {
-		Password string `json:"password"`
+	return okBody, a.svc.ChangeEmail(r.Context(), uid, in.NewEmail, in.Password, a.client(r))
+}
+
+type changePasswordIn struct {
+	CurrentPassword string `json:"currentPassword"`
+	NewPassword     string `json:"newPassword"`
+}
+
+func (in changePasswordIn) Validate() error {
+	return web.Required("currentPassword", in.CurrentPassword, "newPassword", in.NewPassword)
+}
+
+func (a *authHandler) changePassword(_ http.ResponseWriter, r *http.Request, in changePasswordIn) (any, error) {
+	uid, sid, err := token.SessionFromRequest(r)
+	if err != nil {
+		return nil, err
 	}
-	if err := web.Decode(w, r, &in); err != nil {
-		return err
-	}
-	if err := required(map[string]string{"password": in.Password}); err != nil {
-		return err
+	return okBody, a.svc.ChangePassword(r.Context(), uid, sid, in.CurrentPassword, in.NewPassword, a.client(r))
+}
+
+type passwordIn struct {
+	Password string `json:"password"`
+}
+
+func (in passwordIn) Validate() error { return web.Required("password", in.Password) }
+
+func (a *authHandler) deleteAccount(w http.ResponseWriter, r *http.Request, in passwordIn) (any, error) {
+	uid, err := token.UserFromRequest(r)
+	if err != nil {
+		return nil, err
 	}
 	if err := a.svc.DeleteAccount(r.Context(), uid, in.Password, a.client(r)); err != nil {
-		return err
+		return nil, err
 	}
 	a.clearCookie(w)
-	web.NoContent(w)
-	return nil
+	return nil, nil
 }
 
-func (a *authHandler) securityEvents(w http.ResponseWriter, r *http.Request) error {
-	uid, _, err := claims(r)
+func (a *authHandler) securityEvents(_ http.ResponseWriter, r *http.Request, _ web.NoBody) (any, error) {
+	uid, err := token.UserFromRequest(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	q := r.URL.Query()
 	limit, before := 50, int64(0)
@@ -506,11 +386,11 @@ func (a *authHandler) securityEvents(w http.ResponseWriter, r *http.Request) err
 		before = n
 	}
 	if len(bad) > 0 {
-		return web.Invalid(bad)
+		return nil, web.Invalid(bad)
 	}
 	events, next, err := a.svc.SecurityEvents(r.Context(), uid, before, limit)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if events == nil {
 		events = []SecurityEvent{}
@@ -519,13 +399,9 @@ func (a *authHandler) securityEvents(w http.ResponseWriter, r *http.Request) err
 	if next != 0 {
 		body["nextBefore"] = next
 	}
-	return web.JSON(w, http.StatusOK, body)
+	return body, nil
 }
 
-func (a *authHandler) signupStatus(w http.ResponseWriter, r *http.Request) error {
-	st, err := a.svc.Signups(r.Context())
-	if err != nil {
-		return err
-	}
-	return web.JSON(w, http.StatusOK, st)
+func (a *authHandler) signupStatus(_ http.ResponseWriter, r *http.Request, _ web.NoBody) (any, error) {
+	return a.svc.Signups(r.Context())
 }

@@ -2,31 +2,30 @@ package manaauth_test
 
 import (
 	"context"
-	"crypto/rand"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/stretchr/testify/require"
 
+	"github.com/mana-how/mana-auth/internal/authtest"
 	"github.com/mana-how/mana-auth/internal/mailtest"
 	"github.com/mana-how/mana-auth/internal/testutil"
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/password"
+	"github.com/mana-how/mana-auth/token"
 )
 
 // fixture is a Service on its own database with a real SMTP server, and its
-// handler behind an httptest server.
+// handler behind an httptest server (authtest.Fixture, with the short
+// names these tests were written with).
 type fixture struct {
+	*authtest.Fixture
 	db     *testutil.Database
 	pool   *pgxpool.Pool
 	svc    *manaauth.Service
-	tokens *manaauth.Tokens
+	tokens *token.Tokens
 	gate   *lockout.Service
 	smtp   *mailtest.Server
 	srv    *httptest.Server
@@ -36,72 +35,40 @@ type fixture struct {
 type fixtureOptions struct {
 	requireVerification bool
 	maxDailySignups     int
-	pool                *pgxpool.Pool // default: the database's runtime pool
+	db                  *testutil.Database // default: a fresh one
+	pool                *pgxpool.Pool      // default: the database's runtime pool
 	ipLimiter           lockout.Limiter
-	params              manaauth.PasswordParams
+	params              password.Params
 }
 
 // fastParams keep argon2id cheap in tests that are not about its cost.
-var fastParams = manaauth.PasswordParams{Memory: 1024, Time: 1, Threads: 1}
+var fastParams = authtest.FastParams
+
+func (o fixtureOptions) stack() authtest.Options {
+	return authtest.Options{RequireVerification: o.requireVerification, MaxDailySignups: o.maxDailySignups,
+		DB: o.db, Pool: o.pool, IPLimiter: o.ipLimiter, Params: o.params}
+}
 
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	t.Helper()
-	f := &fixture{db: testutil.DB(t), smtp: mailtest.NewServer(t), clock: newFakeClock()}
-	f.pool = o.pool
-	if f.pool == nil {
-		f.pool = f.db.Runtime
-	}
-	if o.params == (manaauth.PasswordParams{}) {
-		o.params = fastParams
-	}
-	logger := slog.New(slog.DiscardHandler)
-	hasher, err := manaauth.NewHasher(manaauth.HasherConfig{Params: o.params})
-	require.NoError(t, err)
-	key, err := manaauth.GenerateSigningKey(rand.Reader)
-	require.NoError(t, err)
-	f.tokens, err = manaauth.NewTokens(manaauth.TokenConfig{Issuer: "http://auth.test", Audience: "mana", Signing: key, Now: f.clock.Now})
-	require.NoError(t, err)
-	events, err := lockout.NewEvents(lockout.EventsConfig{Pool: f.pool, Now: f.clock.Now, Logger: logger})
-	require.NoError(t, err)
-	f.gate, err = lockout.New(lockout.Config{Pool: f.pool, Events: events, Now: f.clock.Now, Logger: logger})
-	require.NoError(t, err)
-	mailer, err := manaauth.NewSMTPMailer(manaauth.SMTPConfig{URL: f.smtp.URL(), From: "auth@test.example"})
-	require.NoError(t, err)
-	base, err := url.Parse("https://app.test.example/auth")
-	require.NoError(t, err)
-	f.svc, err = manaauth.New(manaauth.Config{
-		Pool: f.pool, Hasher: hasher, Tokens: f.tokens, Gate: f.gate, Events: events,
-		Mailer: mailer, Links: manaauth.Links{BaseURL: base}, Now: f.clock.Now, Logger: logger,
-		RequireEmailVerification: o.requireVerification, MaxDailySignups: o.maxDailySignups,
-	})
-	require.NoError(t, err)
-	t.Cleanup(f.svc.Close)
-	h := manaauth.NewHandler(f.svc, manaauth.HandlerOptions{Logger: logger, IPLimiter: o.ipLimiter})
-	f.srv = httptest.NewServer(http.StripPrefix("/api/v1/auth", h))
-	t.Cleanup(f.srv.Close)
-	return f
+	return wrap(authtest.New(t, o.stack()))
 }
 
-// fakeClock starts at the real now (tokens are checked against it) and
-// moves only when told.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+func wrap(s *authtest.Fixture) *fixture {
+	return &fixture{Fixture: s, db: s.DB, pool: s.Pool, svc: s.Auth, tokens: s.Tokens, gate: s.Gate,
+		smtp: s.SMTP, srv: s.Srv, clock: s.Clock}
 }
 
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Now().UTC().Truncate(time.Microsecond)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
+// peer is a second instance on the same database (authtest.Fixture.Peer).
+func (f *fixture) peer(t testing.TB, o fixtureOptions) *fixture {
+	t.Helper()
+	return wrap(f.Peer(t, o.stack()))
 }
 
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// fakeClock starts at the real now and moves only when told.
+type fakeClock = authtest.Clock
+
+func newFakeClock() *fakeClock { return authtest.NewClock() }
 
 var bg = context.Background()
 
@@ -113,4 +80,58 @@ func exampleDatabase() *pgxpool.Pool {
 		panic(err)
 	}
 	return pool
+}
+
+// Shorthands of authtest's helpers, under the names these tests use.
+var (
+	sendJSON       = authtest.SendJSON
+	bearer         = authtest.Bearer
+	requireError   = authtest.RequireError
+	errCode        = authtest.ErrCode
+	errDetails     = authtest.ErrDetails
+	errFields      = authtest.ErrFields
+	userOf         = authtest.UserOf
+	strongPassword = authtest.StrongPassword
+	keys           = authtest.Keys
+	flipLast       = authtest.FlipLast
+)
+
+const mailWait = authtest.MailWait
+
+// call sends a JSON request to the auth handler.
+func (f *fixture) call(t testing.TB, method, path string, body any, hdr map[string]string) (int, map[string]any, *http.Response) {
+	t.Helper()
+	return f.Call(t, method, authtest.AuthPrefix+path, body, hdr)
+}
+
+// try is call for goroutines other than the test's.
+func (f *fixture) try(ctx context.Context, method, path string, body any, hdr map[string]string) (int, map[string]any, error) {
+	return f.Try(ctx, method, authtest.AuthPrefix+path, body, hdr)
+}
+
+func (f *fixture) mailToken(t testing.TB, to, path string) string {
+	t.Helper()
+	return f.MailToken(t, to, path)
+}
+
+func (f *fixture) mailsTo(to string) int { return f.MailsTo(to) }
+
+func (f *fixture) settleMail(t testing.TB) {
+	t.Helper()
+	f.SettleMail(t)
+}
+
+func (f *fixture) signUp(t testing.TB, email, password string) string {
+	t.Helper()
+	return f.SignUp(t, email, password)
+}
+
+func (f *fixture) login(t testing.TB, email, password string) (access, refresh string) {
+	t.Helper()
+	return f.Login(t, email, password)
+}
+
+func (f *fixture) ownerInt(t testing.TB, sql string, args ...any) int {
+	t.Helper()
+	return f.OwnerInt(t, sql, args...)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/password"
 )
 
 // The login benchmarks answer one question: how much does everything around
@@ -48,7 +49,7 @@ func BenchmarkLoginHandler(b *testing.B) {
 // BenchmarkArgon2idBare: manaauth.Hasher.Verify alone, same parameters,
 // same password: the floor of BenchmarkLoginHandler.
 func BenchmarkArgon2idBare(b *testing.B) {
-	h, err := manaauth.NewHasher(manaauth.HasherConfig{Params: sessDefaultParams})
+	h, err := password.NewHasher(password.HasherConfig{Params: sessDefaultParams})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func BenchmarkLoginVsArgon2id(b *testing.B) {
 	const email = "bench-ratio@example.com"
 	sessSeedUsers(b, f, sessDefaultParams, sessPassword, email)
 	h := manaauth.NewHandler(f.svc, manaauth.HandlerOptions{})
-	hasher, err := manaauth.NewHasher(manaauth.HasherConfig{Params: sessDefaultParams})
+	hasher, err := password.NewHasher(password.HasherConfig{Params: sessDefaultParams})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -22,15 +22,6 @@ func registerForToken(t testing.TB, f *fixture, email string) string {
 	return f.mailToken(t, email, "verify-email")
 }
 
-// flipLast changes the last character of a token.
-func flipLast(tok string) string {
-	last := "A"
-	if tok[len(tok)-1] == 'A' {
-		last = "B"
-	}
-	return tok[:len(tok)-1] + last
-}
-
 func verify(t testing.TB, f *fixture, token string) (int, map[string]any) {
 	t.Helper()
 	st, body, _ := f.call(t, "POST", "/verify-email", map[string]any{"token": token}, nil)

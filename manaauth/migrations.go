@@ -34,12 +34,6 @@ func Source() migrate.Source {
 				"id", "user_id", "purpose", "token_hash", "new_email", "created_at", "expires_at", "used_at", "voided_at",
 			}},
 			{Schema: "auth", Table: "signup_counts", Columns: []string{"day", "count"}},
-			{Schema: "auth", Table: "spaces", Columns: []string{"id", "name", "type", "created_at", "created_by"}},
-			{Schema: "auth", Table: "space_members", Columns: []string{"space_id", "user_id", "role", "joined_at"}},
-			{Schema: "auth", Table: "space_invitations", Columns: []string{
-				"id", "space_id", "email", "role", "token_hash", "invited_by", "created_at", "expires_at",
-				"accepted_at", "revoked_at", "accepted_by",
-			}},
 		},
 	}
 }

@@ -2,7 +2,6 @@ package manaauth
 
 import (
 	"context"
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -11,11 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/mail"
-	"strings"
-	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -24,46 +19,51 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/internal/dbtx"
+	"github.com/mana-how/mana-auth/internal/metrics"
+	"github.com/mana-how/mana-auth/internal/secret"
 	"github.com/mana-how/mana-auth/lockout"
+	"github.com/mana-how/mana-auth/mail"
+	"github.com/mana-how/mana-auth/password"
+	"github.com/mana-how/mana-auth/token"
 	"github.com/mana-how/mana-auth/web"
 )
 
 // Hooks let other packages take part in account life cycles without
-// manaauth importing them.
+// manaauth importing them (the reference server wires spaces and
+// bootstrap here).
 type Hooks struct {
 	// UserCreatedTx runs inside the registration transaction, after the
-	// user's Personal space was made there: its error fails the
-	// registration.
+	// user row is written (spaces makes the Personal space here): its
+	// error fails the registration.
 	UserCreatedTx func(ctx context.Context, tx pgx.Tx, u User) error
 	// UserCreated runs after the registration committed (bootstrapping
 	// singletons). Its error does not fail the registration: it is logged
 	// at warn with its cause and counted in
 	// mana_auth_hook_failures_total{hook="user_created"}.
 	UserCreated func(ctx context.Context, u User) error
-	// SpaceCreated runs inside the transaction that creates a space (the
-	// Personal space at registration, every CreateSpace), after the space
-	// and its owner's membership are written: bootstrapping the space's
-	// kontextDoc. Its error does not fail the creation: what it wrote is
-	// rolled back to a savepoint, the error is logged at warn with its
-	// cause and counted in mana_auth_hook_failures_total{hook="space_created"},
-	// and the bootstrap reconcile endpoint catches up later.
-	SpaceCreated func(ctx context.Context, tx pgx.Tx, spaceID, ownerID uuid.UUID) error
+	// UserDeletingTx runs inside the transaction that deletes an account,
+	// before the user row goes: its error (spaces refuses to leave a shared
+	// space without an owner, CONFLICT) refuses the deletion.
+	UserDeletingTx func(ctx context.Context, tx pgx.Tx, userID uuid.UUID) error
 }
 
-// Config configures a Service. Zero durations take the documented defaults.
+// Config configures a Service. Zero values take the documented defaults.
 type Config struct {
 	Pool   *pgxpool.Pool    // runtime role; required
-	Hasher *Hasher          // required
-	Policy PasswordPolicy   // zero: defaults (8..256 code points)
-	Tokens *Tokens          // required
-	Gate   *lockout.Service // required: every credential check passes it
-	Events *lockout.Events  // required
-	Mailer Mailer           // required (LogMailer in development)
-	Links  Links            // required: links in mails come from here only
+	Tokens *token.Tokens    // required: signs the access tokens
+	Mailer mail.Mailer      // required (mail.LogMailer in development)
+	Links  mail.Links       // required: links in mails come from here only
+	Hasher *password.Hasher // nil: password.NewHasher with its defaults
+	Policy password.Policy  // zero: defaults (8..256 code points)
+	// Gate and Events, nil: built on Pool with lockout's defaults. Every
+	// credential check passes the gate.
+	Gate   *lockout.Service
+	Events *lockout.Events
 	Hooks  Hooks            // optional
 	Now    func() time.Time // default time.Now
 	Rand   io.Reader        // default crypto/rand.Reader
-	Logger *slog.Logger     // default: discard
+	Logger *slog.Logger     // default slog.Default()
 	// Registerer receives the service's counters; nil leaves them unregistered.
 	Registerer prometheus.Registerer
 
@@ -75,7 +75,6 @@ type Config struct {
 	ResetTTL                 time.Duration // default 1 h
 	ChangeEmailTTL           time.Duration // default 24 h
 	SecureCookies            bool          // Secure attribute on the session cookie (everywhere but development)
-	InvitationTTL            time.Duration // default 7 days: how long a space invitation can be accepted
 }
 
 // Service implements api.md's Auth section.
@@ -86,25 +85,22 @@ type Service struct {
 	logger       *slog.Logger
 	childKey     []byte
 	hookFailures *prometheus.CounterVec
-	mailFailures prometheus.Counter
-	mailWG       sync.WaitGroup
+	outbox       *mail.Outbox
 }
 
-// New validates cfg.
+// New validates cfg and fills in the defaults.
 func New(cfg Config) (*Service, error) {
 	switch {
 	case cfg.Pool == nil:
 		return nil, errors.New("manaauth: Config.Pool is required")
-	case cfg.Hasher == nil:
-		return nil, errors.New("manaauth: Config.Hasher is required")
 	case cfg.Tokens == nil:
 		return nil, errors.New("manaauth: Config.Tokens is required")
-	case cfg.Gate == nil || cfg.Events == nil:
-		return nil, errors.New("manaauth: Config.Gate and Config.Events are required")
 	case cfg.Mailer == nil:
-		return nil, errors.New("manaauth: Config.Mailer is required")
+		return nil, errors.New("manaauth: Config.Mailer is required (mail.LogMailer in development)")
 	case cfg.Links.BaseURL == nil:
 		return nil, errors.New("manaauth: Config.Links.BaseURL is required")
+	case cfg.MaxDailySignups < 0:
+		return nil, errors.New("manaauth: MaxDailySignups must not be negative")
 	}
 	if err := cfg.Policy.Validate(); err != nil {
 		return nil, err
@@ -119,23 +115,7 @@ func New(cfg Config) (*Service, error) {
 	def(&cfg.VerifyTTL, 24*time.Hour)
 	def(&cfg.ResetTTL, time.Hour)
 	def(&cfg.ChangeEmailTTL, 24*time.Hour)
-	def(&cfg.InvitationTTL, 7*24*time.Hour)
-	if cfg.InvitationTTL < 0 {
-		return nil, errors.New("manaauth: InvitationTTL must not be negative")
-	}
-	if cfg.MaxDailySignups < 0 {
-		return nil, errors.New("manaauth: MaxDailySignups must not be negative")
-	}
-	s := &Service{cfg: cfg, now: cfg.Now, rand: cfg.Rand, logger: cfg.Logger,
-		hookFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mana_auth_hook_failures_total",
-			Help: "Account hooks that failed after their action committed (each logged at warn).",
-		}, []string{"hook"}),
-		mailFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "mana_auth_mail_failures_total",
-			Help: "Mails that could not be sent (each logged at warn with its cause).",
-		}),
-	}
+	s := &Service{cfg: cfg, now: cfg.Now, rand: cfg.Rand, logger: cfg.Logger}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -143,27 +123,48 @@ func New(cfg Config) (*Service, error) {
 		s.rand = rand.Reader
 	}
 	if s.logger == nil {
-		s.logger = slog.New(slog.DiscardHandler)
+		s.logger = slog.Default()
 	}
-	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.hookFailures, s.mailFailures} {
-			if err := cfg.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("manaauth: register metrics: %w", err)
-			}
+	var err error
+	if s.cfg.Hasher == nil {
+		if s.cfg.Hasher, err = password.NewHasher(password.HasherConfig{}); err != nil {
+			return nil, fmt.Errorf("manaauth: %w", err)
 		}
 	}
+	if s.cfg.Events == nil {
+		if s.cfg.Events, err = lockout.NewEvents(lockout.EventsConfig{Pool: cfg.Pool, Now: cfg.Now, Logger: s.logger, Registerer: cfg.Registerer}); err != nil {
+			return nil, fmt.Errorf("manaauth: %w", err)
+		}
+	}
+	if s.cfg.Gate == nil {
+		if s.cfg.Gate, err = lockout.New(lockout.Config{Pool: cfg.Pool, Events: s.cfg.Events, Now: cfg.Now, Logger: s.logger}); err != nil {
+			return nil, fmt.Errorf("manaauth: %w", err)
+		}
+	}
+	if s.hookFailures, err = metrics.CounterVec(cfg.Registerer, prometheus.CounterOpts{
+		Name: "mana_auth_hook_failures_total",
+		Help: "Account hooks that failed after their action committed (each logged at warn).",
+	}, "hook"); err != nil {
+		return nil, fmt.Errorf("manaauth: %w", err)
+	}
+	mailFailures, err := metrics.Counter(cfg.Registerer, prometheus.CounterOpts{
+		Name: "mana_auth_mail_failures_total",
+		Help: "Mails that could not be sent (each logged at warn with its cause).",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("manaauth: %w", err)
+	}
+	s.outbox = mail.NewOutbox(cfg.Mailer, s.logger, mailFailures.Inc)
 	// The key that derives a refresh token's child from the token itself
 	// (see Refresh), from the signing key so that every instance agrees.
-	key, err := hkdf.Key(sha256.New, cfg.Tokens.signingSeed(), nil, "mana-auth refresh child v1", 32)
-	if err != nil {
-		return nil, fmt.Errorf("manaauth: derive refresh key: %w", err)
+	if s.childKey, err = cfg.Tokens.DeriveKey("mana-auth refresh child v1", 32); err != nil {
+		return nil, fmt.Errorf("manaauth: %w", err)
 	}
-	s.childKey = key
 	return s, nil
 }
 
 // Close waits for mails still being sent.
-func (s *Service) Close() { s.mailWG.Wait() }
+func (s *Service) Close() { s.outbox.Close() }
 
 // User is the public view of an account (api.md).
 type User struct {
@@ -217,43 +218,20 @@ func findByID(ctx context.Context, q querier, id uuid.UUID) (account, error) {
 	return a, nil
 }
 
-// CanonicalEmail trims, validates and lower-cases an address; it answers
-// VALIDATION_FAILED naming field when the address is not a plain
-// addr-spec.
-func CanonicalEmail(field, email string) (string, error) {
-	e := strings.ToLower(strings.TrimSpace(email))
-	bad := func(msg string) error { return web.Invalid(map[string]string{field: msg}) }
-	if e == "" {
-		return "", bad("required")
-	}
-	if len(e) > 254 || !utf8.ValidString(e) {
-		return "", bad("not a valid email address")
-	}
-	addr, err := mail.ParseAddress(e)
-	if err != nil || addr.Address != e || addr.Name != "" || strings.Count(e, "@") != 1 {
-		return "", bad("not a valid email address")
-	}
-	local, domain, _ := strings.Cut(e, "@")
-	if local == "" || domain == "" || !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") {
-		return "", bad("not a valid email address")
-	}
-	return e, nil
-}
+// CanonicalEmail trims, validates and lower-cases an address (see
+// mail.Canonical); it answers VALIDATION_FAILED naming field.
+func CanonicalEmail(field, email string) (string, error) { return mail.Canonical(field, email) }
 
 // newToken returns a 256-bit random token (URL-safe base64) and its SHA-256.
 func (s *Service) newToken() (string, []byte, error) {
-	b := make([]byte, 32)
-	if _, err := io.ReadFull(s.rand, b); err != nil {
-		return "", nil, fmt.Errorf("manaauth: random token: %w", err)
+	tok, h, err := secret.New(s.rand)
+	if err != nil {
+		return "", nil, fmt.Errorf("manaauth: %w", err)
 	}
-	tok := base64.RawURLEncoding.EncodeToString(b)
-	return tok, hashToken(tok), nil
+	return tok, h, nil
 }
 
-func hashToken(tok string) []byte {
-	h := sha256.Sum256([]byte(tok))
-	return h[:]
-}
+func hashToken(tok string) []byte { return secret.Hash(tok) }
 
 // childToken derives the refresh token that replaces parent. Deriving it
 // (instead of drawing it at random) lets a client that lost the answer to
@@ -267,47 +245,19 @@ func (s *Service) childToken(parent string) (string, []byte) {
 }
 
 func (s *Service) inTx(ctx context.Context, what string, fn func(pgx.Tx) error) error {
-	tx, err := s.cfg.Pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("manaauth: %s: %w", what, err)
-	}
-	defer func() {
-		if err := tx.Rollback(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
-			s.logger.Warn("manaauth: rollback", "op", what, "err", err)
-		}
-	}()
-	if err := fn(tx); err != nil {
-		return fmt.Errorf("manaauth: %s: %w", what, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("manaauth: %s: commit: %w", what, err)
-	}
-	return nil
+	return dbtx.Run(ctx, s.cfg.Pool, s.logger, "manaauth: "+what, fn)
 }
 
 // sendMail sends in the background, so that the answer's timing does not
 // tell whether a mail was sent (account enumeration); failures are logged
 // at warn with their cause and counted.
-func (s *Service) sendMail(ctx context.Context, kind string, m Message) {
-	s.mailWG.Add(1)
-	go func() {
-		defer s.mailWG.Done()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := s.cfg.Mailer.Send(ctx, m); err != nil {
-			s.mailFailures.Inc()
-			s.logger.Warn("manaauth: mail not sent", "kind", kind, "err", err)
-		}
-	}()
+func (s *Service) sendMail(ctx context.Context, kind string, m mail.Message) {
+	s.outbox.Post(ctx, kind, m)
 }
 
 func isUniqueViolation(err error, constraint string) bool {
 	var pg *pgconn.PgError
 	return errors.As(err, &pg) && pg.Code == "23505" && (constraint == "" || pg.ConstraintName == constraint)
 }
-
-// signingSeed is the private seed of the current signing key, the root of
-// the service's derived keys.
-func (t *Tokens) signingSeed() []byte { return t.signing.Private.Seed() }
 
 func invalidField(field, msg string) error { return web.Invalid(map[string]string{field: msg}) }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mana-how/mana-auth/autherr"
 	"github.com/mana-how/mana-auth/lockout"
+	"github.com/mana-how/mana-auth/mail"
 	"github.com/mana-how/mana-auth/web"
 )
 
@@ -39,9 +40,9 @@ type Registered struct {
 	Tokens *TokenPair
 }
 
-// Register creates an account with its Personal space, mails the
-// verification link, and runs the hooks (SpaceCreated and UserCreatedTx
-// inside the transaction, UserCreated — the singletons — after it).
+// Register creates an account, mails the verification link, and runs the
+// hooks (UserCreatedTx — the Personal space — inside the transaction,
+// UserCreated — the singletons — after it).
 //
 // Errors: VALIDATION_FAILED, WEAK_PASSWORD (details.reason),
 // EMAIL_ALREADY_REGISTERED, SIGNUP_LIMIT_REACHED, SERVICE_UNAVAILABLE.
@@ -96,9 +97,6 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, c Client) (*Re
 		if err := s.cfg.Events.Insert(ctx, tx, lockout.Event{Type: lockout.Register, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent}); err != nil {
 			return err
 		}
-		if _, err := s.createPersonalSpace(ctx, tx, u.ID, now); err != nil {
-			return err
-		}
 		if s.cfg.Hooks.UserCreatedTx != nil {
 			return s.cfg.Hooks.UserCreatedTx(ctx, tx, u)
 		}
@@ -113,7 +111,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, c Client) (*Re
 			s.logger.Warn("manaauth: user-created hook failed; the signup stands", "user_id", u.ID.String(), "err", err)
 		}
 	}
-	s.sendMail(ctx, "verification", VerificationMail(s.cfg.Links, email, verifyTok, s.cfg.VerifyTTL))
+	s.sendMail(ctx, "verification", mail.Verification(s.cfg.Links, email, verifyTok, s.cfg.VerifyTTL))
 	out := &Registered{User: u}
 	if !s.cfg.RequireEmailVerification {
 		if out.Tokens, err = s.startSession(ctx, u, c, true, nil); err != nil {
@@ -213,7 +211,7 @@ func (s *Service) ResendVerification(ctx context.Context, email string) error {
 		return s.insertOneTime(ctx, tx, a.ID, purposeVerify, h, "", s.now().UTC().Add(s.cfg.VerifyTTL))
 	})
 	if err == nil && send {
-		s.sendMail(ctx, "verification", VerificationMail(s.cfg.Links, email, tok, s.cfg.VerifyTTL))
+		s.sendMail(ctx, "verification", mail.Verification(s.cfg.Links, email, tok, s.cfg.VerifyTTL))
 	}
 	return err
 }
@@ -244,7 +242,7 @@ func (s *Service) ForgotPassword(ctx context.Context, email string, c Client) er
 		return s.cfg.Events.Insert(ctx, tx, lockout.Event{Type: lockout.PasswordResetRequested, UserID: a.ID, IP: c.IP, UserAgent: c.UserAgent})
 	})
 	if err == nil && send {
-		s.sendMail(ctx, "password reset", PasswordResetMail(s.cfg.Links, email, tok, s.cfg.ResetTTL))
+		s.sendMail(ctx, "password reset", mail.PasswordReset(s.cfg.Links, email, tok, s.cfg.ResetTTL))
 	}
 	return err
 }
@@ -402,7 +400,7 @@ func (s *Service) ChangeEmail(ctx context.Context, userID uuid.UUID, newEmail, p
 		return s.cfg.Events.Insert(ctx, tx, lockout.Event{Type: lockout.EmailChangeRequested, UserID: userID, IP: c.IP, UserAgent: c.UserAgent})
 	})
 	if err == nil {
-		s.sendMail(ctx, "email change", EmailChangeMail(s.cfg.Links, newEmail, tok, s.cfg.ChangeEmailTTL))
+		s.sendMail(ctx, "email change", mail.EmailChange(s.cfg.Links, newEmail, tok, s.cfg.ChangeEmailTTL))
 	}
 	return err
 }
@@ -461,36 +459,22 @@ func (s *Service) ChangePassword(ctx context.Context, userID, sessionID uuid.UUI
 }
 
 // DeleteAccount re-checks the password through the lockout gate and
-// deletes the user; everything owned cascades away in the database. The
-// only owner of a space with other members is refused until another
-// member is made an owner.
+// deletes the user; everything owned cascades away in the database.
+// Hooks.UserDeletingTx may refuse (spaces: the only owner of a space with
+// other members, until another member is made an owner).
 //
 // Errors: VALIDATION_FAILED, INVALID_CREDENTIALS, ACCOUNT_LOCKED,
-// CONFLICT (details.reason "sole_owner", details.spaceId),
+// the hook's (CONFLICT details.reason "sole_owner", details.spaceId),
 // SERVICE_UNAVAILABLE.
 func (s *Service) DeleteAccount(ctx context.Context, userID uuid.UUID, password string, c Client) error {
 	if _, err := s.recheck(ctx, userID, password, c); err != nil {
 		return err
 	}
 	return s.inTx(ctx, "delete account", func(tx pgx.Tx) error {
-		// A shared space must not be left without an owner: nobody could
-		// delete it or make anyone an owner again. The caller hands it over
-		// (or removes the other members) first.
-		var sole uuid.UUID
-		err := tx.QueryRow(ctx, `SELECT s.id FROM auth.spaces s
-			JOIN auth.space_members m ON m.space_id = s.id AND m.user_id = $1 AND m.role = 'owner'
-			WHERE s.type <> 'personal'
-			  AND NOT EXISTS (SELECT 1 FROM auth.space_members o WHERE o.space_id = s.id AND o.role = 'owner' AND o.user_id <> $1)
-			  AND EXISTS (SELECT 1 FROM auth.space_members x WHERE x.space_id = s.id AND x.user_id <> $1)
-			ORDER BY s.created_at, s.id LIMIT 1
-			FOR UPDATE OF s`, userID).Scan(&sole)
-		switch {
-		case err == nil:
-			e := autherr.New(autherr.Conflict, "you are the only owner of a space with other members; make another member an owner first")
-			e.Details = map[string]any{"reason": "sole_owner", "spaceId": sole.String()}
-			return e
-		case !errors.Is(err, pgx.ErrNoRows):
-			return err
+		if hook := s.cfg.Hooks.UserDeletingTx; hook != nil {
+			if err := hook(ctx, tx, userID); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM auth.users WHERE id = $1`, userID); err != nil {
 			return err

@@ -214,7 +214,7 @@ func (s *Service) pair(u User, sid uuid.UUID, refresh string) (*TokenPair, error
 		return nil, fmt.Errorf("manaauth: sign access token: %w", err)
 	}
 	return &TokenPair{AccessToken: access, RefreshToken: refresh, TokenType: "Bearer",
-		ExpiresIn: int(s.cfg.Tokens.ttl / time.Second), User: u, SessionID: sid, ExpiresAt: exp}, nil
+		ExpiresIn: int(s.cfg.Tokens.TTL() / time.Second), User: u, SessionID: sid, ExpiresAt: exp}, nil
 }
 
 // Refresh spends a refresh token and returns a new pair. Rotation is one

@@ -22,12 +22,13 @@ import (
 	"github.com/mana-how/mana-auth/internal/mailtest"
 	"github.com/mana-how/mana-auth/internal/testutil"
 	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/password"
 )
 
 // sessDefaultParams are the production argon2id parameters (design.md:
 // the OWASP-equivalent m=19 MiB, t=2, p=1). fixtureOptions{} means the
 // harness's cheap parameters, so tests about the real cost pass these.
-var sessDefaultParams = manaauth.PasswordParams{Memory: 19 * 1024, Time: 2, Threads: 1}
+var sessDefaultParams = password.Params{Memory: 19 * 1024, Time: 2, Threads: 1}
 
 // sessPassword passes the password policy (long, not common, unrelated to
 // the test addresses).
@@ -184,11 +185,11 @@ func sessAttempts(t testing.TB, f *fixture, email string) (total, successful int
 // once with params (the same hash string for every row: cheap to seed, and
 // each login still verifies it in full). The fixture must run with the same
 // params, or the first login of each user would rehash.
-func sessSeedUsers(t testing.TB, f *fixture, params manaauth.PasswordParams, password string, emails ...string) {
+func sessSeedUsers(t testing.TB, f *fixture, params password.Params, pw string, emails ...string) {
 	t.Helper()
-	h, err := manaauth.NewHasher(manaauth.HasherConfig{Params: params})
+	h, err := password.NewHasher(password.HasherConfig{Params: params})
 	require.NoError(t, err)
-	phc, err := h.Hash(context.Background(), password)
+	phc, err := h.Hash(context.Background(), pw)
 	require.NoError(t, err)
 	for _, e := range emails {
 		_, err := f.db.Owner.Exec(context.Background(), `INSERT INTO auth.users (email, password_hash, email_verified_at, created_at, updated_at)
@@ -205,16 +206,12 @@ func sessSHA256(tok string) []byte {
 
 // newProxiedFixture is newFixture whose pool (runtime role) goes through a
 // TCP proxy the test owns, so the test can cut the database away without
-// stopping the server other tests use. newFixture makes a database of its
-// own that this fixture leaves unused: the pool must exist before
-// newFixture, so the proxied database is made first and put in f.db, where
-// the checks (as the owner, not through the proxy) read it.
+// stopping the server other tests use. The checks read the same database
+// as the owner (f.db.Owner), not through the proxy.
 func newProxiedFixture(t testing.TB, o fixtureOptions) (*fixture, *testutil.Proxy) {
 	t.Helper()
 	db := testutil.DB(t)
 	proxy := testutil.NewProxy(t, testutil.ServerAddr(t))
-	o.pool = testutil.OpenPool(t, proxy.URL(db.RuntimeURL))
-	f := newFixture(t, o)
-	f.db = db
-	return f, proxy
+	o.db, o.pool = db, testutil.OpenPool(t, proxy.URL(db.RuntimeURL))
+	return newFixture(t, o), proxy
 }

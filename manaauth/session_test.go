@@ -22,6 +22,7 @@ import (
 
 	"github.com/mana-how/mana-auth/autherr"
 	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/token"
 	"github.com/mana-how/mana-auth/web"
 )
 
@@ -712,9 +713,9 @@ func TestValidate(t *testing.T) {
 		assert.Contains(t, claims, k)
 	}
 
-	foreignKey, err := manaauth.GenerateSigningKey(rand.Reader)
+	foreignKey, err := token.GenerateSigningKey(rand.Reader)
 	require.NoError(t, err)
-	foreign, err := manaauth.NewTokens(manaauth.TokenConfig{Issuer: "http://auth.test", Audience: "mana", Signing: foreignKey, Now: f.clock.Now})
+	foreign, err := token.New(token.Config{Issuer: "http://auth.test", Audience: "mana", Signing: foreignKey, Now: f.clock.Now})
 	require.NoError(t, err)
 	forged, _, err := foreign.Issue(uuid.MustParse(id), "validate@example.com", uuid.MustParse(s))
 	require.NoError(t, err)

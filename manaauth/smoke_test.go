@@ -1,9 +1,6 @@
 package manaauth_test
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -13,41 +10,6 @@ import (
 
 	"github.com/mana-how/mana-auth/internal/mailtest"
 )
-
-// call sends a JSON request to the fixture's server and decodes the answer.
-func (f *fixture) call(t testing.TB, method, path string, body any, hdr map[string]string) (int, map[string]any, *http.Response) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		require.NoError(t, err)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, f.srv.URL+"/api/v1/auth"+path, rd)
-	require.NoError(t, err)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := f.srv.Client().Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	var out map[string]any
-	if len(raw) > 0 {
-		require.NoError(t, json.Unmarshal(raw, &out), "%s %s answered %d %s", method, path, resp.StatusCode, raw)
-	}
-	return resp.StatusCode, out, resp
-}
-
-func errCode(body map[string]any) string {
-	e, _ := body["error"].(map[string]any)
-	c, _ := e["code"].(string)
-	return c
-}
 
 func TestSmokeRegisterVerifyLoginRefreshLogout(t *testing.T) {
 	t.Parallel()

@@ -45,11 +45,18 @@ func Foundation() Source {
 // file in Dir of FS ("" or "." for its root), applied in lexical order of
 // their names (0001_x.sql, 0002_y.sql, …). Contract lists the tables and
 // columns the package's code uses; see CheckContract.
+//
+// Formerly maps a file name of this source to the ID ("source/name") it
+// was applied under before it moved here from another package: a database
+// that recorded the old ID with the same checksum counts the file as
+// applied, and Up records it under its new ID too. So moving a table's
+// migration to the package that owns the table never re-runs it.
 type Source struct {
 	Name     string
 	FS       fs.FS
 	Dir      string
 	Contract []TableColumns
+	Formerly map[string]string
 }
 
 // TableColumns names a table and the columns code reads or writes.
@@ -65,6 +72,7 @@ type File struct {
 	Name     string
 	SQL      string
 	Checksum string // hex SHA-256 of SQL
+	Formerly string // the ID it was applied under before it moved; "" when it never moved
 }
 
 // ID is "source/name".
@@ -101,7 +109,8 @@ func Files(sources ...Source) ([]File, error) {
 				return nil, fmt.Errorf("migrate: read %s/%s: %w", s.Name, n, err)
 			}
 			sum := sha256.Sum256(b)
-			out = append(out, File{Source: s.Name, Name: path.Base(n), SQL: string(b), Checksum: hex.EncodeToString(sum[:])})
+			out = append(out, File{Source: s.Name, Name: path.Base(n), SQL: string(b), Checksum: hex.EncodeToString(sum[:]),
+				Formerly: s.Formerly[path.Base(n)]})
 		}
 	}
 	return out, nil
@@ -192,9 +201,15 @@ func (m *Migrator) Up(ctx context.Context) ([]File, error) {
 	}
 	var done []File
 	for _, f := range m.files {
-		if sum, ok := applied[f.ID()]; ok {
+		if sum, id, ok := appliedAs(applied, f); ok {
 			if sum != f.Checksum {
-				return done, fmt.Errorf("migrate: %s was applied with different contents (checksum %s, file %s); add a new migration instead of editing one", f.ID(), short(sum), short(f.Checksum))
+				return done, fmt.Errorf("migrate: %s was applied with different contents (checksum %s, file %s); add a new migration instead of editing one", id, short(sum), short(f.Checksum))
+			}
+			if id != f.ID() {
+				if err := adopt(ctx, conn.Conn(), f); err != nil {
+					return done, err
+				}
+				m.logger.Info("migrate: recorded under its new name", "migration", f.ID(), "formerly", id)
 			}
 			continue
 		}
@@ -206,6 +221,31 @@ func (m *Migrator) Up(ctx context.Context) ([]File, error) {
 		done = append(done, f)
 	}
 	return done, nil
+}
+
+// appliedAs finds f among the applied migrations, under its ID or the ID
+// it had before it moved, and returns the recorded checksum and the ID it
+// was found under.
+func appliedAs(applied map[string]string, f File) (sum, id string, ok bool) {
+	if sum, ok := applied[f.ID()]; ok {
+		return sum, f.ID(), true
+	}
+	if f.Formerly != "" {
+		if sum, ok := applied[f.Formerly]; ok {
+			return sum, f.Formerly, true
+		}
+	}
+	return "", "", false
+}
+
+// adopt records a moved file under its new ID (the old row stays: it is
+// what the database really ran).
+func adopt(ctx context.Context, conn *pgx.Conn, f File) error {
+	if _, err := conn.Exec(ctx, `INSERT INTO `+Table+` (source, name, checksum) VALUES ($1, $2, $3)
+		ON CONFLICT (source, name) DO NOTHING`, f.Source, f.Name, f.Checksum); err != nil {
+		return fmt.Errorf("migrate: %s: record under its new name: %w", f.ID(), err)
+	}
+	return nil
 }
 
 func applyFile(ctx context.Context, conn *pgx.Conn, f File, logger *slog.Logger) error {
@@ -275,7 +315,7 @@ func Pending(ctx context.Context, q Querier, sources ...Source) ([]string, error
 	}
 	var out []string
 	for _, f := range files {
-		sum, ok := applied[f.ID()]
+		sum, _, ok := appliedAs(applied, f)
 		switch {
 		case !ok:
 			out = append(out, f.ID())

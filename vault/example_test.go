@@ -12,13 +12,13 @@ import (
 )
 
 // A host mounts the vault behind its own authentication. With manaauth the
-// user function is built on manaauth.ClaimsFromContext and the handler is
-// wrapped in manaauth.Middleware.
+// user function is built on token.ClaimsFromContext and the handler is
+// wrapped in token.Middleware.
 func ExampleNewHandler() {
 	var svc *vault.Service // vault.New(vault.Config{Pool: runtimePool, Keys: ring}); compiled, not run
 	h, err := vault.NewHandler(svc, vault.HandlerOptions{
 		UserFromRequest: func(r *http.Request) (uuid.UUID, error) {
-			// c, ok := manaauth.ClaimsFromContext(r.Context()); if ok { return c.UserID() }
+			// c, ok := token.ClaimsFromContext(r.Context()); if ok { return c.UserID() }
 			return uuid.Nil, autherr.New(autherr.Unauthorized, "")
 		},
 	})

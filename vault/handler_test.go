@@ -23,7 +23,7 @@ import (
 const userHeader = "X-Test-User"
 
 // userFromHeader stands in for a function built on
-// manaauth.ClaimsFromContext.
+// token.ClaimsFromContext.
 func userFromHeader(r *http.Request) (uuid.UUID, error) {
 	v := r.Header.Get(userHeader)
 	if v == "" {

@@ -25,14 +25,14 @@ import (
 	"golang.org/x/crypto/hkdf"
 
 	"github.com/mana-how/mana-auth/grant"
-	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/token"
 )
 
 var testNow = time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
 
 // server is the auth server's side: token keys and an issuer.
 type server struct {
-	tokens *manaauth.Tokens
+	tokens *token.Tokens
 	issuer *grant.Issuer
 	master []byte
 	user   uuid.UUID
@@ -42,8 +42,8 @@ type server struct {
 func newServer(t *testing.T) *server {
 	t.Helper()
 	signing := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
-	tokens, err := manaauth.NewTokens(manaauth.TokenConfig{Issuer: "https://auth.example.test", Audience: "mana",
-		Signing: manaauth.SigningKey{Private: signing}})
+	tokens, err := token.New(token.Config{Issuer: "https://auth.example.test", Audience: "mana",
+		Signing: token.SigningKey{Private: signing}})
 	require.NoError(t, err)
 	der, err := x509.MarshalPKIXPublicKey(signing.Public())
 	require.NoError(t, err)

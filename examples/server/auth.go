@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 
@@ -20,7 +19,11 @@ import (
 	"github.com/mana-how/mana-auth/bootstrap"
 	"github.com/mana-how/mana-auth/grant"
 	"github.com/mana-how/mana-auth/lockout"
+	"github.com/mana-how/mana-auth/mail"
 	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/password"
+	"github.com/mana-how/mana-auth/spaces"
+	"github.com/mana-how/mana-auth/token"
 	"github.com/mana-how/mana-auth/vault"
 )
 
@@ -29,20 +32,24 @@ const audience = "mana"
 
 // authStack is everything the auth routes need, built from Config.
 type authStack struct {
-	tokens  *manaauth.Tokens
-	svc     *manaauth.Service
-	handler *manaauth.Handler
-	limiter lockout.Limiter
-	vault   *vault.Handler
-	grant   *grant.Handler
-	spaces  *manaauth.Handler
-	boot    *bootstrap.Handler
-	closers []func() error
+	tokens   *token.Tokens
+	svc      *manaauth.Service
+	handler  *manaauth.Handler
+	limiter  lockout.Limiter
+	vault    *vault.Handler
+	grant    *grant.Handler
+	spaceSvc *spaces.Service
+	spaces   *spaces.Handler
+	boot     *bootstrap.Handler
+	closers  []func() error
 }
 
 func (a *authStack) Close() error {
 	if a.svc != nil {
 		a.svc.Close()
+	}
+	if a.spaceSvc != nil {
+		a.spaceSvc.Close()
 	}
 	var errs []error
 	for _, c := range a.closers {
@@ -64,11 +71,11 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	if err != nil {
 		return nil, err
 	}
-	a.tokens, err = manaauth.NewTokens(manaauth.TokenConfig{Issuer: cfg.BaseURL.String(), Audience: audience, Signing: key})
+	a.tokens, err = token.New(token.Config{Issuer: cfg.BaseURL.String(), Audience: audience, Signing: key})
 	if err != nil {
 		return nil, fmt.Errorf("MANA_AUTH_SIGNING_KEY: %w", err)
 	}
-	hasher, err := manaauth.NewHasher(manaauth.HasherConfig{})
+	hasher, err := password.NewHasher(password.HasherConfig{})
 	if err != nil {
 		return nil, err
 	}
@@ -80,9 +87,9 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	if err != nil {
 		return nil, err
 	}
-	var mailer manaauth.Mailer = manaauth.LogMailer{Logger: logger}
+	var mailer mail.Mailer = mail.LogMailer{Logger: logger}
 	if cfg.SMTPURL != nil {
-		if mailer, err = manaauth.NewSMTPMailer(manaauth.SMTPConfig{URL: cfg.SMTPURL, From: cfg.MailFrom}); err != nil {
+		if mailer, err = mail.NewSMTP(mail.SMTPConfig{URL: cfg.SMTPURL, From: cfg.MailFrom}); err != nil {
 			return nil, fmt.Errorf("SMTP_URL: %w", err)
 		}
 	} else {
@@ -95,23 +102,36 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	if err != nil {
 		return nil, err
 	}
+	links := mail.Links{BaseURL: cfg.BaseURL}
+	// Every space gets its kontextDoc in the transaction that creates it; a
+	// failure never fails the creation (spaces logs and counts it) and
+	// POST /api/v1/me/bootstrap-singletons reconciles.
+	if a.spaceSvc, err = spaces.New(spaces.Config{Pool: pool, Mailer: mailer, Links: links, Logger: logger, Registerer: reg,
+		Hooks: spaces.Hooks{SpaceCreated: func(ctx context.Context, tx pgx.Tx, spaceID, ownerID uuid.UUID) error {
+			_, err := boot.BootstrapSpaceSingletonsTx(ctx, tx, spaceID, ownerID)
+			return err
+		}},
+	}); err != nil {
+		return nil, err
+	}
 	a.svc, err = manaauth.New(manaauth.Config{
-		// A user gets its context singleton after signup, every space its
-		// kontextDoc in the transaction that creates it; a failure of
-		// either never fails the signup (manaauth logs and counts it) and
-		// POST /api/v1/me/bootstrap-singletons reconciles.
+		// A new user gets its Personal space in the registration
+		// transaction and its context singleton after signup (a failure of
+		// the latter never fails the signup: manaauth logs and counts it);
+		// the only owner of a shared space cannot delete the account.
 		Hooks: manaauth.Hooks{
+			UserCreatedTx: func(ctx context.Context, tx pgx.Tx, u manaauth.User) error {
+				_, err := a.spaceSvc.CreatePersonalTx(ctx, tx, u.ID)
+				return err
+			},
 			UserCreated: func(ctx context.Context, u manaauth.User) error {
 				_, err := boot.BootstrapUserSingletons(ctx, u.ID)
 				return err
 			},
-			SpaceCreated: func(ctx context.Context, tx pgx.Tx, spaceID, ownerID uuid.UUID) error {
-				_, err := boot.BootstrapSpaceSingletonsTx(ctx, tx, spaceID, ownerID)
-				return err
-			},
+			UserDeletingTx: a.spaceSvc.CheckUserDeletable,
 		},
 		Pool: pool, Hasher: hasher, Tokens: a.tokens, Gate: gate, Events: events, Mailer: mailer,
-		Links: manaauth.Links{BaseURL: cfg.BaseURL}, Logger: logger, Registerer: reg,
+		Links: links, Logger: logger, Registerer: reg,
 		RequireEmailVerification: cfg.RequireEmailVerify, MaxDailySignups: cfg.MaxDailySignups,
 		SecureCookies: cfg.Production || cfg.BaseURL.Scheme == "https",
 	})
@@ -119,9 +139,11 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 		return nil, err
 	}
 	a.handler = manaauth.NewHandler(a.svc, manaauth.HandlerOptions{Logger: logger, TrustedProxies: cfg.TrustedProxies, IPLimiter: a.limiter})
-	a.spaces = manaauth.NewSpacesHandler(a.svc, manaauth.HandlerOptions{Logger: logger})
-	if a.boot, err = bootstrap.NewHandler(boot, bootstrap.HandlerOptions{Logger: logger, UserFromRequest: claimsUser,
-		Spaces: spaceLister{a.svc}}); err != nil {
+	if a.spaces, err = spaces.NewHandler(a.spaceSvc, spaces.HandlerOptions{Tokens: a.tokens, Logger: logger}); err != nil {
+		return nil, err
+	}
+	if a.boot, err = bootstrap.NewHandler(boot, bootstrap.HandlerOptions{Logger: logger, UserFromRequest: token.UserFromRequest,
+		Spaces: spaceLister{a.spaceSvc}}); err != nil {
 		return nil, err
 	}
 
@@ -133,7 +155,7 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 		return nil, err
 	}
 	if a.vault, err = vault.NewHandler(vsvc, vault.HandlerOptions{Logger: logger, TrustedProxies: cfg.TrustedProxies,
-		UserFromRequest: claimsUser}); err != nil {
+		UserFromRequest: token.UserFromRequest}); err != nil {
 		return nil, err
 	}
 
@@ -154,14 +176,14 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 		logger.Warn("MANA_AI_PUBLIC_KEY_PEM is not set: mission grants answer 503 GRANT_NOT_CONFIGURED")
 	}
 	if a.grant, err = grant.NewHandler(iss, grant.HandlerOptions{Logger: logger,
-		TrustedProxies: cfg.TrustedProxies, UserFromRequest: claimsUser}); err != nil {
+		TrustedProxies: cfg.TrustedProxies, UserFromRequest: token.UserFromRequest}); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-// spaceLister adapts manaauth's spaces to bootstrap.SpaceLister.
-type spaceLister struct{ svc *manaauth.Service }
+// spaceLister adapts spaces to bootstrap.SpaceLister.
+type spaceLister struct{ svc *spaces.Service }
 
 func (l spaceLister) SpacesOf(ctx context.Context, userID uuid.UUID) ([]bootstrap.Space, error) {
 	owners, err := l.svc.SpaceOwners(ctx, userID)
@@ -202,19 +224,6 @@ func (v vaultKeys) MasterKey(ctx context.Context, userID uuid.UUID) ([]byte, err
 	return k.MasterKey, nil
 }
 
-// claimsUser is the user of a request that passed manaauth's middleware.
-func claimsUser(r *http.Request) (uuid.UUID, error) {
-	c, ok := manaauth.ClaimsFromContext(r.Context())
-	if !ok {
-		return uuid.Nil, autherr.New(autherr.Unauthorized, "authentication required")
-	}
-	id, err := c.UserID()
-	if err != nil {
-		return uuid.Nil, autherr.Wrap(autherr.TokenInvalid, err, "invalid token")
-	}
-	return id, nil
-}
-
 // ipLimiter builds the MANA_AUTH_IP_RATE limiter: in Redis when REDIS_URL
 // is set (shared by every instance), in memory otherwise; nil when the
 // rate is 0.
@@ -240,39 +249,39 @@ func ipLimiter(ctx context.Context, cfg Config, a *authStack) (lockout.Limiter, 
 
 // signingKey is MANA_AUTH_SIGNING_KEY, or in development a key generated
 // once and kept in the state directory.
-func signingKey(cfg Config, logger *slog.Logger) (manaauth.SigningKey, error) {
+func signingKey(cfg Config, logger *slog.Logger) (token.SigningKey, error) {
 	if cfg.SigningKeyPEM != "" {
-		k, err := manaauth.ParseSigningKeyPEM([]byte(cfg.SigningKeyPEM))
+		k, err := token.ParseSigningKeyPEM([]byte(cfg.SigningKeyPEM))
 		if err != nil {
-			return manaauth.SigningKey{}, fmt.Errorf("MANA_AUTH_SIGNING_KEY: %w", err)
+			return token.SigningKey{}, fmt.Errorf("MANA_AUTH_SIGNING_KEY: %w", err)
 		}
 		return k, nil
 	}
 	path := filepath.Join(cfg.StateDir, "signing-key.pem")
 	b, err := os.ReadFile(path)
 	if err == nil {
-		k, err := manaauth.ParseSigningKeyPEM(b)
+		k, err := token.ParseSigningKeyPEM(b)
 		if err != nil {
-			return manaauth.SigningKey{}, fmt.Errorf("development signing key %s: %w", path, err)
+			return token.SigningKey{}, fmt.Errorf("development signing key %s: %w", path, err)
 		}
 		return k, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return manaauth.SigningKey{}, fmt.Errorf("development signing key: %w", err)
+		return token.SigningKey{}, fmt.Errorf("development signing key: %w", err)
 	}
-	k, err := manaauth.GenerateSigningKey(rand.Reader)
+	k, err := token.GenerateSigningKey(rand.Reader)
 	if err != nil {
-		return manaauth.SigningKey{}, err
+		return token.SigningKey{}, err
 	}
 	pemBytes, err := k.MarshalPEM()
 	if err != nil {
-		return manaauth.SigningKey{}, err
+		return token.SigningKey{}, err
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return manaauth.SigningKey{}, fmt.Errorf("state directory: %w", err)
+		return token.SigningKey{}, fmt.Errorf("state directory: %w", err)
 	}
 	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
-		return manaauth.SigningKey{}, fmt.Errorf("development signing key: %w", err)
+		return token.SigningKey{}, fmt.Errorf("development signing key: %w", err)
 	}
 	logger.Warn("development: generated an access-token signing key", "path", path)
 	return k, nil

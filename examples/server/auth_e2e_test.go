@@ -29,6 +29,7 @@ import (
 	"github.com/mana-how/mana-auth/internal/mailtest"
 	"github.com/mana-how/mana-auth/internal/testutil"
 	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/token"
 )
 
 // The end-to-end test drives the reference server exactly as run mounts it
@@ -623,14 +624,14 @@ type e2eServer struct {
 	cfg   Config
 	auth  *authStack
 	logs  *syncBuffer
-	key   manaauth.SigningKey
+	key   token.SigningKey
 }
 
 func newE2EServer(t *testing.T, cov *specCoverage, setup e2eSetup) *e2eServer {
 	t.Helper()
 	f := &e2eServer{t: t, cov: cov, mail: mailtest.NewServer(t), db: testutil.DB(t), logs: &syncBuffer{}}
 	keyPEM := testSigningKeyPEM(t)
-	key, err := manaauth.ParseSigningKeyPEM([]byte(keyPEM))
+	key, err := token.ParseSigningKeyPEM([]byte(keyPEM))
 	require.NoError(t, err)
 	f.key = key
 	env := map[string]string{
@@ -1002,15 +1003,15 @@ func (f *e2eServer) attemptsByIP() map[string]int {
 
 // tokensAt returns a Tokens with the server's key, issuer and audience
 // whose clock reads now+skew.
-func (f *e2eServer) tokensAt(key manaauth.SigningKey, skew time.Duration) *manaauth.Tokens {
+func (f *e2eServer) tokensAt(key token.SigningKey, skew time.Duration) *token.Tokens {
 	f.t.Helper()
-	tk, err := manaauth.NewTokens(manaauth.TokenConfig{Issuer: f.cfg.BaseURL.String(), Audience: audience, Signing: key,
+	tk, err := token.New(token.Config{Issuer: f.cfg.BaseURL.String(), Audience: audience, Signing: key,
 		Now: func() time.Time { return time.Now().Add(skew) }})
 	require.NoError(f.t, err)
 	return tk
 }
 
-func (f *e2eServer) issue(tk *manaauth.Tokens, userID uuid.UUID, email string) string {
+func (f *e2eServer) issue(tk *token.Tokens, userID uuid.UUID, email string) string {
 	f.t.Helper()
 	tok, _, err := tk.Issue(userID, email, uuid.New())
 	require.NoError(f.t, err)
@@ -1030,7 +1031,7 @@ func (f *e2eServer) expiredToken(userID uuid.UUID, email string) string {
 // foreignToken is well formed and current but signed by another key.
 func (f *e2eServer) foreignToken(userID uuid.UUID, email string) string {
 	f.t.Helper()
-	other, err := manaauth.ParseSigningKeyPEM([]byte(testSigningKeyPEM(f.t)))
+	other, err := token.ParseSigningKeyPEM([]byte(testSigningKeyPEM(f.t)))
 	require.NoError(f.t, err)
 	return f.issue(f.tokensAt(other, 0), userID, email)
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mana-how/mana-auth/autherr"
-	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/migrate"
+	"github.com/mana-how/mana-auth/token"
 	"github.com/mana-how/mana-auth/web"
 )
 
@@ -71,7 +71,7 @@ func (s *server) mountAuth(a *authStack) {
 	s.handle("GET /.well-known/jwks.json", a.tokens.JWKSHandler())
 
 	// Everything under /api/v1/me passes the JWT middleware.
-	me := manaauth.MiddlewareWith(a.tokens, autherr.Writer{Logger: s.logger})
+	me := token.MiddlewareWith(a.tokens, autherr.Writer{Logger: s.logger})
 	vaultInner := me(http.StripPrefix(vaultPrefix, a.vault))
 	for _, p := range a.vault.Routes() {
 		method, path, _ := strings.Cut(p, " ")

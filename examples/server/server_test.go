@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mana-how/mana-auth/internal/testutil"
-	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/migrate"
+	"github.com/mana-how/mana-auth/token"
 	"github.com/mana-how/mana-auth/web"
 )
 
@@ -323,7 +323,7 @@ func startRun(t *testing.T, env map[string]string) (addr string, logs *syncBuffe
 
 func testSigningKeyPEM(t *testing.T) string {
 	t.Helper()
-	k, err := manaauth.GenerateSigningKey(rand.Reader)
+	k, err := token.GenerateSigningKey(rand.Reader)
 	require.NoError(t, err)
 	b, err := k.MarshalPEM()
 	require.NoError(t, err)

@@ -4,7 +4,7 @@
 // client authenticated and over TLS.
 //
 //	srv := mailtest.NewServer(t)
-//	mailer, _ := manaauth.NewSMTPMailer(manaauth.SMTPConfig{URL: srv.URL(), From: "auth@example.com"})
+//	mailer, _ := mail.NewSMTP(mail.SMTPConfig{URL: srv.URL(), From: "auth@example.com"})
 //	… trigger the mail …
 //	m := srv.WaitFor(t, "alice@example.com", 5*time.Second)
 //	token := mailtest.TokenFromText(t, m.Text, "verify-email")

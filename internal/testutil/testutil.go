@@ -45,6 +45,7 @@ import (
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/migrate"
+	"github.com/mana-how/mana-auth/spaces"
 	"github.com/mana-how/mana-auth/vault"
 )
 
@@ -54,6 +55,7 @@ func Sources() []migrate.Source {
 	return []migrate.Source{
 		migrate.Foundation(),
 		manaauth.Source(),
+		spaces.Source(),
 		lockout.Source(),
 		bootstrap.Source(),
 		vault.Source(),

@@ -1,4 +1,4 @@
-package manaauth
+package mail
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/mail"
+	netmail "net/mail"
 	"net/url"
 	"os"
 	"strconv"
@@ -20,7 +20,7 @@ import (
 	"github.com/mana-how/mana-auth/autherr"
 )
 
-// SMTPConfig configures an SMTPMailer. Only URL is required.
+// SMTPConfig configures an SMTP. Only URL is required.
 type SMTPConfig struct {
 	// URL is the relay (SMTP_URL):
 	//
@@ -47,12 +47,12 @@ type SMTPConfig struct {
 	TLSConfig *tls.Config
 }
 
-// SMTPMailer sends mail through an SMTP relay with
+// SMTP sends mail through an SMTP relay with
 // github.com/wneessen/go-mail, one connection per Send. It is safe for
 // concurrent use. It keeps the relay's password out of its errors and has no
 // logger: the caller logs the returned error (autherr.Error's LogValue),
 // which never holds a message body.
-type SMTPMailer struct {
+type SMTP struct {
 	host        string
 	port        int
 	dialAddr    string // host:port for the dialer (IPv6-safe)
@@ -68,17 +68,17 @@ type SMTPMailer struct {
 	newAuth func() gosmtp.Auth
 }
 
-// NewSMTPMailer validates cfg (see SMTPConfig) and returns a mailer. It does
+// NewSMTP validates cfg (see SMTPConfig) and returns a mailer. It does
 // not connect: an unreachable relay shows at the first Send.
-func NewSMTPMailer(cfg SMTPConfig) (*SMTPMailer, error) {
+func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 	u := cfg.URL
 	if u == nil {
-		return nil, errors.New("manaauth: SMTP config: URL is required")
+		return nil, errors.New("mail: SMTP config: URL is required")
 	}
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("manaauth: SMTP config: URL %s: %s", u.Redacted(), fmt.Sprintf(format, args...))
+		return fmt.Errorf("mail: SMTP config: URL %s: %s", u.Redacted(), fmt.Sprintf(format, args...))
 	}
-	m := &SMTPMailer{}
+	m := &SMTP{}
 	defaultPort := 587
 	switch strings.ToLower(u.Scheme) {
 	case "smtp":
@@ -148,15 +148,15 @@ func NewSMTPMailer(cfg SMTPConfig) (*SMTPMailer, error) {
 		m.from = "no-reply@localhost"
 	}
 	if mailHasControl(m.from) {
-		return nil, errors.New("manaauth: SMTP config: From contains a control character")
+		return nil, errors.New("mail: SMTP config: From contains a control character")
 	}
-	if _, err := mail.ParseAddress(m.from); err != nil {
-		return nil, fmt.Errorf("manaauth: SMTP config: From %q: %w", m.from, err)
+	if _, err := netmail.ParseAddress(m.from); err != nil {
+		return nil, fmt.Errorf("mail: SMTP config: From %q: %w", m.from, err)
 	}
 
 	switch {
 	case cfg.Timeout < 0:
-		return nil, fmt.Errorf("manaauth: SMTP config: Timeout %v is negative", cfg.Timeout)
+		return nil, fmt.Errorf("mail: SMTP config: Timeout %v is negative", cfg.Timeout)
 	case cfg.Timeout == 0:
 		m.timeout = 10 * time.Second
 	default:
@@ -177,7 +177,7 @@ func NewSMTPMailer(cfg SMTPConfig) (*SMTPMailer, error) {
 
 	// EHLO names this machine, as go-mail does by default.
 	if m.helo, err = os.Hostname(); err != nil {
-		return nil, fmt.Errorf("manaauth: SMTP config: host name for EHLO: %w", err)
+		return nil, fmt.Errorf("mail: SMTP config: host name for EHLO: %w", err)
 	}
 	if m.helo == "" {
 		m.helo = "localhost"
@@ -195,13 +195,13 @@ func NewSMTPMailer(cfg SMTPConfig) (*SMTPMailer, error) {
 // but not offered, TLS or AUTH fails, credentials would go out in clear text,
 // or the relay refuses the message. A failure after the relay accepted the
 // message (at QUIT) is reported too, so a retry may deliver a second mail.
-func (m *SMTPMailer) Send(ctx context.Context, msg Message) error {
+func (m *SMTP) Send(ctx context.Context, msg Message) error {
 	if err := mailValidate(msg); err != nil {
 		return err
 	}
 	gm, err := m.mailBuild(msg)
 	if err != nil {
-		return autherr.Wrap(autherr.Internal, fmt.Errorf("manaauth: mail: build message: %w", err), "")
+		return autherr.Wrap(autherr.Internal, fmt.Errorf("mail: mail: build message: %w", err), "")
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
@@ -210,14 +210,14 @@ func (m *SMTPMailer) Send(ctx context.Context, msg Message) error {
 			err = fmt.Errorf("%w (%w)", err, ctxErr)
 		}
 		return autherr.Wrap(autherr.ServiceUnavailable,
-			fmt.Errorf("manaauth: send mail via %s: %w", m.display, err), "mail could not be sent")
+			fmt.Errorf("mail: send mail via %s: %w", m.display, err), "mail could not be sent")
 	}
 	return nil
 }
 
 // mailBuild turns msg into a go-mail message: text/plain, plus
 // text/html as an alternative when msg.HTML is set; UTF-8, quoted-printable.
-func (m *SMTPMailer) mailBuild(msg Message) (*gomail.Msg, error) {
+func (m *SMTP) mailBuild(msg Message) (*gomail.Msg, error) {
 	gm := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
 	if err := gm.From(m.from); err != nil {
 		return nil, fmt.Errorf("from: %w", err)
@@ -239,7 +239,7 @@ func (m *SMTPMailer) mailBuild(msg Message) (*gomail.Msg, error) {
 // the connection: cancelling ctx closes it, which aborts whatever command is
 // waiting, and it is closed in every case when the conversation ends (go-mail
 // leaves it open when EHLO, STARTTLS or AUTH fail).
-func (m *SMTPMailer) mailDeliver(ctx context.Context, gm *gomail.Msg) error {
+func (m *SMTP) mailDeliver(ctx context.Context, gm *gomail.Msg) error {
 	var (
 		mu   sync.Mutex
 		conn net.Conn

@@ -1,4 +1,4 @@
-package manaauth
+package mail
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/mail"
+	netmail "net/mail"
 	"net/url"
 	"strings"
 	"sync"
@@ -39,9 +39,9 @@ func mailTestLinks(t testing.TB) Links {
 	return Links{BaseURL: u}
 }
 
-func mailTestMailer(t testing.TB, cfg SMTPConfig) *SMTPMailer {
+func mailTestMailer(t testing.TB, cfg SMTPConfig) *SMTP {
 	t.Helper()
-	m, err := NewSMTPMailer(cfg)
+	m, err := NewSMTP(cfg)
 	require.NoError(t, err)
 	return m
 }
@@ -50,7 +50,7 @@ func TestSMTPMailerDeliversThroughRealServer(t *testing.T) {
 	srv := mailtest.NewServer(t, mailtest.WithCredentials("mailer", "pw-7d1f"))
 	mailer := mailTestMailer(t, SMTPConfig{URL: srv.URL(), From: "Mana Auth <auth@example.com>"})
 	token := mailTestToken(t)
-	msg := VerificationMail(mailTestLinks(t), "alice@example.com", token, 24*time.Hour)
+	msg := Verification(mailTestLinks(t), "alice@example.com", token, 24*time.Hour)
 
 	require.NoError(t, mailer.Send(context.Background(), msg))
 
@@ -63,11 +63,11 @@ func TestSMTPMailerDeliversThroughRealServer(t *testing.T) {
 	assert.Contains(t, got.HTML, `href="https://auth.example.com/app/verify-email?token=`+token+`"`)
 	assert.Equal(t, token, mailtest.TokenFromText(t, got.Text, "verify-email"), "the token read back is the one sent")
 
-	parsed, err := mail.ReadMessage(bytes.NewReader(got.Data))
+	parsed, err := netmail.ReadMessage(bytes.NewReader(got.Data))
 	require.NoError(t, err)
-	from, err := mail.ParseAddress(parsed.Header.Get("From"))
+	from, err := netmail.ParseAddress(parsed.Header.Get("From"))
 	require.NoError(t, err)
-	assert.Equal(t, &mail.Address{Name: "Mana Auth", Address: "auth@example.com"}, from)
+	assert.Equal(t, &netmail.Address{Name: "Mana Auth", Address: "auth@example.com"}, from)
 	assert.Equal(t, "<alice@example.com>", parsed.Header.Get("To"))
 	assert.NotEmpty(t, parsed.Header.Get("Message-Id"))
 	assert.NotEmpty(t, parsed.Header.Get("Date"))
@@ -78,7 +78,7 @@ func TestSMTPMailerWrongCredentialsIsUnavailable(t *testing.T) {
 	u := srv.URL()
 	u.User = url.UserPassword("mailer", "wrong-pw-91c")
 	mailer := mailTestMailer(t, SMTPConfig{URL: u})
-	err := mailer.Send(context.Background(), VerificationMail(mailTestLinks(t), "a@example.com", "tok", time.Hour))
+	err := mailer.Send(context.Background(), Verification(mailTestLinks(t), "a@example.com", "tok", time.Hour))
 	require.Error(t, err)
 	assert.True(t, autherr.IsUnavailable(err), "got %v", err)
 	assert.NotContains(t, err.Error(), "wrong-pw-91c", "the password never shows in errors")
@@ -102,7 +102,7 @@ func TestSMTPMailerParallelSends(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			errs[i] = mailer.Send(context.Background(), PasswordResetMail(links, fmt.Sprintf("u%d@example.com", i), tokens[i], time.Hour))
+			errs[i] = mailer.Send(context.Background(), PasswordReset(links, fmt.Sprintf("u%d@example.com", i), tokens[i], time.Hour))
 		}()
 	}
 	close(start)
@@ -121,7 +121,7 @@ func TestSMTPMailerSTARTTLSRequiredButNotOffered(t *testing.T) {
 	u := srv.URL()
 	u.RawQuery = "starttls=required"
 	mailer := mailTestMailer(t, SMTPConfig{URL: u})
-	err := mailer.Send(context.Background(), VerificationMail(mailTestLinks(t), "a@example.com", "tok", time.Hour))
+	err := mailer.Send(context.Background(), Verification(mailTestLinks(t), "a@example.com", "tok", time.Hour))
 	require.Error(t, err)
 	assert.True(t, autherr.IsUnavailable(err), "got %v", err)
 	assert.Empty(t, srv.Messages(), "nothing went out in clear text")
@@ -153,7 +153,7 @@ func TestSMTPMailerTLS(t *testing.T) {
 			}
 			mailer := mailTestMailer(t, cfg)
 			token := mailTestToken(t)
-			err := mailer.Send(context.Background(), EmailChangeMail(mailTestLinks(t), "new@example.com", token, time.Hour))
+			err := mailer.Send(context.Background(), EmailChange(mailTestLinks(t), "new@example.com", token, time.Hour))
 			if tc.wantErr {
 				require.Error(t, err)
 				assert.True(t, autherr.IsUnavailable(err), "got %v", err)
@@ -175,7 +175,7 @@ func TestSMTPMailerServerDownIsUnavailableAndFast(t *testing.T) {
 	srv.Close()
 
 	start := time.Now()
-	err := mailer.Send(context.Background(), VerificationMail(mailTestLinks(t), "a@example.com", "tok", time.Hour))
+	err := mailer.Send(context.Background(), Verification(mailTestLinks(t), "a@example.com", "tok", time.Hour))
 	require.Error(t, err)
 	assert.True(t, autherr.IsUnavailable(err), "got %v", err)
 	assert.Equal(t, autherr.ServiceUnavailable, autherr.CodeOf(err))
@@ -219,7 +219,7 @@ func TestSMTPMailerTimeoutOnSilentServer(t *testing.T) {
 	t.Run("Timeout", func(t *testing.T) {
 		mailer := mailTestMailer(t, SMTPConfig{URL: u, Timeout: 300 * time.Millisecond})
 		start := time.Now()
-		err := mailer.Send(context.Background(), VerificationMail(mailTestLinks(t), "a@example.com", "tok", time.Hour))
+		err := mailer.Send(context.Background(), Verification(mailTestLinks(t), "a@example.com", "tok", time.Hour))
 		elapsed := time.Since(start)
 		require.Error(t, err)
 		assert.True(t, autherr.IsUnavailable(err), "got %v", err)
@@ -231,7 +231,7 @@ func TestSMTPMailerTimeoutOnSilentServer(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		err := mailer.Send(ctx, VerificationMail(mailTestLinks(t), "a@example.com", "tok", time.Hour))
+		err := mailer.Send(ctx, Verification(mailTestLinks(t), "a@example.com", "tok", time.Hour))
 		require.Error(t, err)
 		assert.True(t, autherr.IsUnavailable(err), "got %v", err)
 		assert.Less(t, time.Since(start), 2*time.Second, "the caller's deadline is respected")
@@ -244,7 +244,7 @@ func TestSMTPMailerRelayRefusesIsUnavailable(t *testing.T) {
 			srv := mailtest.NewServer(t)
 			srv.RejectNext(code)
 			mailer := mailTestMailer(t, SMTPConfig{URL: srv.URL()})
-			err := mailer.Send(context.Background(), VerificationMail(mailTestLinks(t), "a@example.com", "tok", time.Hour))
+			err := mailer.Send(context.Background(), Verification(mailTestLinks(t), "a@example.com", "tok", time.Hour))
 			require.Error(t, err)
 			assert.True(t, autherr.IsUnavailable(err), "got %v", err)
 			assert.Empty(t, srv.Messages())
@@ -257,7 +257,7 @@ func TestMailHeaderInjectionRefused(t *testing.T) {
 	smtpMailer := mailTestMailer(t, SMTPConfig{URL: srv.URL()})
 	var logs bytes.Buffer
 	logMailer := LogMailer{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
-	good := VerificationMail(mailTestLinks(t), "alice@example.com", "tok", time.Hour)
+	good := Verification(mailTestLinks(t), "alice@example.com", "tok", time.Hour)
 
 	tests := []struct {
 		name string
@@ -320,7 +320,7 @@ func TestNewSMTPMailerConfig(t *testing.T) {
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := NewSMTPMailer(tc.cfg)
+			m, err := NewSMTP(tc.cfg)
 			require.Error(t, err, "config %+v", tc.cfg)
 			assert.Nil(t, m)
 			assert.NotContains(t, err.Error(), "hunter2", "the password never shows in errors")
@@ -342,7 +342,7 @@ func TestNewSMTPMailerConfig(t *testing.T) {
 	}
 	for _, tc := range good {
 		t.Run(tc.url, func(t *testing.T) {
-			m, err := NewSMTPMailer(SMTPConfig{URL: mustURL(tc.url)})
+			m, err := NewSMTP(SMTPConfig{URL: mustURL(tc.url)})
 			require.NoError(t, err)
 			assert.Equal(t, tc.wantPort, m.port)
 			assert.Equal(t, tc.wantTLS, m.implicitTLS)
@@ -365,7 +365,7 @@ func TestSMTPMailerWithholdsCredentialsInClearText(t *testing.T) {
 	// mailtest listens on loopback only; pretend its address is remote.
 	mailer.newAuth = func() gosmtp.Auth { return &mailAuth{user: "user", pass: "pass", loopback: false} }
 
-	err := mailer.Send(context.Background(), VerificationMail(mailTestLinks(t), "a@example.com", "tok", time.Hour))
+	err := mailer.Send(context.Background(), Verification(mailTestLinks(t), "a@example.com", "tok", time.Hour))
 	require.ErrorIs(t, err, errMailClearTextAuth)
 	assert.True(t, autherr.IsUnavailable(err), "got %v", err)
 	assert.Empty(t, srv.Messages())
@@ -442,10 +442,10 @@ func TestMailBuildersHaveExactlyOneLink(t *testing.T) {
 		name, path, ttlText string
 		msg                 Message
 	}{
-		{"verification", "verify-email", "24 hours", VerificationMail(links, "a@example.com", token, 24*time.Hour)},
-		{"password reset", "reset-password", "1 hour", PasswordResetMail(links, "a@example.com", token, time.Hour)},
-		{"email change", "confirm-email-change", "90 minutes", EmailChangeMail(links, "a@example.com", token, 90*time.Minute)},
-		{"invitation", "accept-invitation", "7 days", InvitationMail(links, "a@example.com", "Family", "Bob", token, 7*24*time.Hour)},
+		{"verification", "verify-email", "24 hours", Verification(links, "a@example.com", token, 24*time.Hour)},
+		{"password reset", "reset-password", "1 hour", PasswordReset(links, "a@example.com", token, time.Hour)},
+		{"email change", "confirm-email-change", "90 minutes", EmailChange(links, "a@example.com", token, 90*time.Minute)},
+		{"invitation", "accept-invitation", "7 days", Invitation(links, "a@example.com", "Family", "Bob", token, 7*24*time.Hour)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -464,7 +464,7 @@ func TestMailBuildersHaveExactlyOneLink(t *testing.T) {
 
 func TestInvitationMailHostileNames(t *testing.T) {
 	links := mailTestLinks(t)
-	m := InvitationMail(links, "a@example.com", "<script>x</script>\r\nBcc: eve@example.com\u202E", "Bob\x00 \t Smith "+strings.Repeat("x", 200), "tok", time.Hour)
+	m := Invitation(links, "a@example.com", "<script>x</script>\r\nBcc: eve@example.com\u202E", "Bob\x00 \t Smith "+strings.Repeat("x", 200), "tok", time.Hour)
 	require.NoError(t, mailValidate(m), "the subject stays one line")
 	assert.NotContains(t, m.Subject, "\u202E")
 	assert.NotContains(t, m.HTML, "<script>")
@@ -472,7 +472,7 @@ func TestInvitationMailHostileNames(t *testing.T) {
 	assert.Contains(t, m.Text, "Bob Smith xxx")
 	assert.LessOrEqual(t, len([]rune(m.Subject)), 200)
 
-	empty := InvitationMail(links, "a@example.com", " ", "", "tok", time.Hour)
+	empty := Invitation(links, "a@example.com", " ", "", "tok", time.Hour)
 	assert.Equal(t, "Someone invited you to “a space”", empty.Subject)
 }
 
@@ -497,7 +497,7 @@ func TestLogMailerLogsLinkAndRecipientOnly(t *testing.T) {
 	var buf bytes.Buffer
 	mailer := LogMailer{Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	token := mailTestToken(t)
-	msg := PasswordResetMail(mailTestLinks(t), "alice@example.com", token, time.Hour)
+	msg := PasswordReset(mailTestLinks(t), "alice@example.com", token, time.Hour)
 	msg.Text += "\nPRIVATE-BODY-TEXT\n"
 	msg.HTML += "<p>PRIVATE-HTML</p>"
 

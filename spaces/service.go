@@ -1,9 +1,12 @@
-package manaauth
+package spaces
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"regexp"
 	"strings"
 	"time"
@@ -12,10 +15,115 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/internal/dbtx"
+	"github.com/mana-how/mana-auth/internal/metrics"
+	"github.com/mana-how/mana-auth/internal/secret"
+	"github.com/mana-how/mana-auth/mail"
 	"github.com/mana-how/mana-auth/web"
 )
+
+// Hooks let other packages take part in a space's life without spaces
+// importing them.
+type Hooks struct {
+	// SpaceCreated runs inside the transaction that creates a space (the
+	// Personal space at registration, every CreateSpace), after the space
+	// and its owner's membership are written: bootstrapping the space's
+	// kontextDoc. Its error does not fail the creation: what it wrote is
+	// rolled back to a savepoint, the error is logged at warn with its
+	// cause and counted in mana_auth_hook_failures_total{hook="space_created"},
+	// and the bootstrap reconcile endpoint catches up later.
+	SpaceCreated func(ctx context.Context, tx pgx.Tx, spaceID, ownerID uuid.UUID) error
+}
+
+// Config configures a Service. Zero values take the documented defaults.
+type Config struct {
+	Pool   *pgxpool.Pool // runtime role; required
+	Mailer mail.Mailer   // required: invitations are mailed
+	Links  mail.Links    // required: the invitation link comes from here only
+	Hooks  Hooks         // optional
+	// InvitationTTL is how long an invitation can be accepted; default 7
+	// days.
+	InvitationTTL time.Duration
+	Now           func() time.Time // default time.Now
+	Rand          io.Reader        // default crypto/rand.Reader
+	Logger        *slog.Logger     // default slog.Default()
+	// Registerer receives mana_auth_hook_failures_total{hook} and
+	// mana_auth_mail_failures_total (shared with manaauth when both are
+	// registered on one registry); nil leaves them unregistered.
+	Registerer prometheus.Registerer
+}
+
+// Service implements api.md's Organizations section: spaces, members,
+// roles and invitations.
+type Service struct {
+	cfg          Config
+	pool         *pgxpool.Pool
+	now          func() time.Time
+	rand         io.Reader
+	logger       *slog.Logger
+	outbox       *mail.Outbox
+	hookFailures *prometheus.CounterVec
+}
+
+// New validates cfg.
+func New(cfg Config) (*Service, error) {
+	switch {
+	case cfg.Pool == nil:
+		return nil, errors.New("spaces: Config.Pool is required")
+	case cfg.Mailer == nil:
+		return nil, errors.New("spaces: Config.Mailer is required")
+	case cfg.Links.BaseURL == nil:
+		return nil, errors.New("spaces: Config.Links.BaseURL is required")
+	case cfg.InvitationTTL < 0:
+		return nil, errors.New("spaces: InvitationTTL must not be negative")
+	}
+	if cfg.InvitationTTL == 0 {
+		cfg.InvitationTTL = 7 * 24 * time.Hour
+	}
+	s := &Service{cfg: cfg, pool: cfg.Pool, now: cfg.Now, rand: cfg.Rand, logger: cfg.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	var err error
+	if s.hookFailures, err = metrics.CounterVec(cfg.Registerer, prometheus.CounterOpts{
+		Name: "mana_auth_hook_failures_total",
+		Help: "Account hooks that failed after their action committed (each logged at warn).",
+	}, "hook"); err != nil {
+		return nil, fmt.Errorf("spaces: %w", err)
+	}
+	mailFailures, err := metrics.Counter(cfg.Registerer, prometheus.CounterOpts{
+		Name: "mana_auth_mail_failures_total",
+		Help: "Mails that could not be sent (each logged at warn with its cause).",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("spaces: %w", err)
+	}
+	s.outbox = mail.NewOutbox(cfg.Mailer, s.logger, mailFailures.Inc)
+	return s, nil
+}
+
+// Close waits for invitation mails still being sent.
+func (s *Service) Close() { s.outbox.Close() }
+
+func (s *Service) inTx(ctx context.Context, what string, fn func(pgx.Tx) error) error {
+	return dbtx.Run(ctx, s.pool, s.logger, "spaces: "+what, fn)
+}
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func invalidField(field, msg string) error { return web.Invalid(map[string]string{field: msg}) }
 
 // Role is a member's role in a space. Only the canonical, lower-case
 // spellings are valid: " owner" or "Owner" is refused (VALIDATION_FAILED),
@@ -41,29 +149,29 @@ func (r Role) Valid() bool {
 	return false
 }
 
-// SpaceType is the kind of a space.
-type SpaceType string
+// Type is the kind of a space.
+type Type string
 
 // The space types. A Personal space is made for every user at registration,
 // only then, and goes only with its user; the others are made by users.
 const (
-	SpacePersonal SpaceType = "personal"
-	SpaceBrand    SpaceType = "brand"
-	SpaceClub     SpaceType = "club"
-	SpaceFamily   SpaceType = "family"
-	SpaceTeam     SpaceType = "team"
-	SpacePractice SpaceType = "practice"
+	TypePersonal Type = "personal"
+	TypeBrand    Type = "brand"
+	TypeClub     Type = "club"
+	TypeFamily   Type = "family"
+	TypeTeam     Type = "team"
+	TypePractice Type = "practice"
 )
 
-// PersonalSpaceName is the name of the Personal space made at registration.
-const PersonalSpaceName = "Personal"
+// PersonalName is the name of the Personal space made at registration.
+const PersonalName = "Personal"
 
 // Space is a space as its member sees it (api.md's guild): Role is the
 // caller's role in it.
 type Space struct {
 	ID        uuid.UUID `json:"id"`
 	Name      string    `json:"name"`
-	Type      SpaceType `json:"type"`
+	Type      Type      `json:"type"`
 	Role      Role      `json:"role"`
 	CreatedAt time.Time `json:"createdAt"`
 }
@@ -119,7 +227,7 @@ func spaceConflict(reason, msg string) error {
 //
 // Errors: VALIDATION_FAILED (name, type), NOT_FOUND (the account is gone),
 // SERVICE_UNAVAILABLE.
-func (s *Service) CreateSpace(ctx context.Context, userID uuid.UUID, name string, typ SpaceType) (Space, error) {
+func (s *Service) CreateSpace(ctx context.Context, userID uuid.UUID, name string, typ Type) (Space, error) {
 	bad := map[string]string{}
 	name, msg := spaceName(name)
 	if msg != "" {
@@ -140,13 +248,16 @@ func (s *Service) CreateSpace(ctx context.Context, userID uuid.UUID, name string
 	return sp, err
 }
 
-// createPersonalSpace makes the Personal space of a new user, in the
-// registration transaction.
-func (s *Service) createPersonalSpace(ctx context.Context, tx pgx.Tx, userID uuid.UUID, now time.Time) (Space, error) {
-	return s.createSpace(ctx, tx, userID, PersonalSpaceName, SpacePersonal, now)
+// CreatePersonalTx makes the Personal space of a new user inside tx, the
+// registration transaction: wire it as manaauth's Hooks.UserCreatedTx. Its
+// error fails the registration.
+//
+// Errors: NOT_FOUND (no such user in tx), SERVICE_UNAVAILABLE.
+func (s *Service) CreatePersonalTx(ctx context.Context, tx pgx.Tx, userID uuid.UUID) (Space, error) {
+	return s.createSpace(ctx, tx, userID, PersonalName, TypePersonal, s.now().UTC().Truncate(time.Microsecond))
 }
 
-func (s *Service) createSpace(ctx context.Context, tx pgx.Tx, owner uuid.UUID, name string, typ SpaceType, now time.Time) (Space, error) {
+func (s *Service) createSpace(ctx context.Context, tx pgx.Tx, owner uuid.UUID, name string, typ Type, now time.Time) (Space, error) {
 	sp := Space{Name: name, Type: typ, Role: RoleOwner, CreatedAt: now}
 	err := tx.QueryRow(ctx, `INSERT INTO auth.spaces (name, type, created_at, created_by)
 		SELECT $1, $2, $3, u.id FROM auth.users u WHERE u.id = $4 RETURNING id`, name, string(typ), now, owner).Scan(&sp.ID)
@@ -181,7 +292,7 @@ func (s *Service) spaceCreated(ctx context.Context, tx pgx.Tx, spaceID, owner uu
 			return fmt.Errorf("space-created hook: %w", errors.Join(herr, rerr))
 		}
 		s.hookFailures.WithLabelValues("space_created").Inc()
-		s.logger.Warn("manaauth: space-created hook failed; its writes are rolled back, the space is created",
+		s.logger.Warn("spaces: space-created hook failed; its writes are rolled back, the space is created",
 			"space_id", spaceID.String(), "user_id", owner.String(), "err", herr)
 		return nil
 	}
@@ -196,16 +307,16 @@ func (s *Service) spaceCreated(ctx context.Context, tx pgx.Tx, spaceID, owner uu
 //
 // Errors: SERVICE_UNAVAILABLE.
 func (s *Service) ListSpaces(ctx context.Context, userID uuid.UUID) ([]Space, error) {
-	rows, err := s.cfg.Pool.Query(ctx, `SELECT s.id, s.name, s.type, s.created_at, m.role
+	rows, err := s.pool.Query(ctx, `SELECT s.id, s.name, s.type, s.created_at, m.role
 		FROM auth.space_members m JOIN auth.spaces s ON s.id = m.space_id
 		WHERE m.user_id = $1
 		ORDER BY s.type = 'personal' DESC, s.created_at, s.id`, userID)
 	if err != nil {
-		return nil, fmt.Errorf("manaauth: list spaces: %w", err)
+		return nil, fmt.Errorf("spaces: list spaces: %w", err)
 	}
 	spaces, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Space, error) { return scanSpace(r) })
 	if err != nil {
-		return nil, fmt.Errorf("manaauth: list spaces: %w", err)
+		return nil, fmt.Errorf("spaces: list spaces: %w", err)
 	}
 	return spaces, nil
 }
@@ -214,9 +325,9 @@ func (s *Service) ListSpaces(ctx context.Context, userID uuid.UUID) ([]Space, er
 //
 // Errors: NOT_FOUND (no such space, or not a member), SERVICE_UNAVAILABLE.
 func (s *Service) GetSpace(ctx context.Context, userID, spaceID uuid.UUID) (Space, error) {
-	sp, err := s.membership(ctx, s.cfg.Pool, spaceID, userID, spaceNoLock)
+	sp, err := s.membership(ctx, s.pool, spaceID, userID, spaceNoLock)
 	if err != nil {
-		return Space{}, fmt.Errorf("manaauth: get space: %w", err)
+		return Space{}, fmt.Errorf("spaces: get space: %w", err)
 	}
 	return sp, nil
 }
@@ -263,7 +374,7 @@ func (s *Service) DeleteSpace(ctx context.Context, userID, spaceID uuid.UUID) er
 		if sp.Role != RoleOwner {
 			return spaceForbidden("only owners may delete the space")
 		}
-		if sp.Type == SpacePersonal {
+		if sp.Type == TypePersonal {
 			return spaceForbidden("the Personal space cannot be deleted; it goes with the account")
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM auth.spaces WHERE id = $1`, spaceID)
@@ -279,17 +390,17 @@ func (s *Service) Members(ctx context.Context, userID, spaceID uuid.UUID) ([]Mem
 	// One statement: the caller's own row is always among the answer, so
 	// an empty answer means the caller is no member (or there is no such
 	// space).
-	rows, err := s.cfg.Pool.Query(ctx, `SELECT m.user_id, u.email, u.name, m.role, m.joined_at
+	rows, err := s.pool.Query(ctx, `SELECT m.user_id, u.email, u.name, m.role, m.joined_at
 		FROM auth.space_members m JOIN auth.users u ON u.id = m.user_id
 		WHERE m.space_id = $1
 		  AND EXISTS (SELECT 1 FROM auth.space_members me WHERE me.space_id = $1 AND me.user_id = $2)
 		ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, m.joined_at, m.user_id`, spaceID, userID)
 	if err != nil {
-		return nil, fmt.Errorf("manaauth: members: %w", err)
+		return nil, fmt.Errorf("spaces: members: %w", err)
 	}
 	members, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Member, error) { return scanMember(r) })
 	if err != nil {
-		return nil, fmt.Errorf("manaauth: members: %w", err)
+		return nil, fmt.Errorf("spaces: members: %w", err)
 	}
 	if len(members) == 0 {
 		return nil, spaceNotFound()
@@ -379,7 +490,7 @@ func (s *Service) RemoveMember(ctx context.Context, userID, spaceID, memberID uu
 // (details.reason "already_member"), SERVICE_UNAVAILABLE.
 func (s *Service) Invite(ctx context.Context, userID, spaceID uuid.UUID, email string, role Role) (Invitation, error) {
 	bad := map[string]string{}
-	canon, err := CanonicalEmail("email", email)
+	canon, err := mail.Canonical("email", email)
 	if err != nil {
 		bad["email"] = "not a valid email address"
 		if strings.TrimSpace(email) == "" {
@@ -393,7 +504,7 @@ func (s *Service) Invite(ctx context.Context, userID, spaceID uuid.UUID, email s
 	if len(bad) > 0 {
 		return Invitation{}, web.Invalid(bad)
 	}
-	tok, hash, err := s.newToken()
+	tok, hash, err := secret.New(s.rand)
 	if err != nil {
 		return Invitation{}, err
 	}
@@ -407,7 +518,7 @@ func (s *Service) Invite(ctx context.Context, userID, spaceID uuid.UUID, email s
 			return err
 		}
 		switch {
-		case sp.Type == SpacePersonal:
+		case sp.Type == TypePersonal:
 			return spaceForbidden("the Personal space cannot be shared")
 		case sp.Role == RoleMember:
 			return spaceForbidden("only owners and admins may invite")
@@ -436,7 +547,7 @@ func (s *Service) Invite(ctx context.Context, userID, spaceID uuid.UUID, email s
 	if err != nil {
 		return Invitation{}, err
 	}
-	s.sendMail(ctx, "invitation", InvitationMail(s.cfg.Links, email, spaceName, inviter, tok, s.cfg.InvitationTTL))
+	s.outbox.Post(ctx, "invitation", mail.Invitation(s.cfg.Links, email, spaceName, inviter, tok, s.cfg.InvitationTTL))
 	return inv, nil
 }
 
@@ -529,13 +640,18 @@ func (s *Service) RevokeInvitation(ctx context.Context, userID, spaceID, invitat
 // "email_mismatch"), CONFLICT (details.reason "accepted", "revoked",
 // "expired" or "already_member"), SERVICE_UNAVAILABLE.
 func (s *Service) AcceptInvitation(ctx context.Context, userID uuid.UUID, token string) (Space, error) {
-	if !invitationTokenShaped(token) {
+	if !secret.Shaped(token) {
 		return Space{}, invitationNotFound()
 	}
-	hash := hashToken(token)
+	hash := secret.Hash(token)
 	var sp Space
 	err := s.inTx(ctx, "accept invitation", func(tx pgx.Tx) error {
-		a, err := findByID(ctx, tx, userID)
+		var accountEmail string
+		var verified bool
+		err := tx.QueryRow(ctx, `SELECT email, email_verified_at IS NOT NULL FROM auth.users WHERE id = $1`, userID).Scan(&accountEmail, &verified)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return autherr.New(autherr.NotFound, "user not found")
+		}
 		if err != nil {
 			return err
 		}
@@ -548,11 +664,11 @@ func (s *Service) AcceptInvitation(ctx context.Context, userID uuid.UUID, token 
 		if err != nil {
 			return err
 		}
-		if !a.EmailVerified {
+		if !verified {
 			return &autherr.Error{Code: autherr.Forbidden, Message: "verify your email address before accepting an invitation",
 				Details: map[string]any{"reason": "email_not_verified"}}
 		}
-		if a.Email != invEmail {
+		if accountEmail != invEmail {
 			return &autherr.Error{Code: autherr.Forbidden, Message: "this invitation is for another email address",
 				Details: map[string]any{"reason": "email_mismatch"}}
 		}
@@ -564,7 +680,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, userID uuid.UUID, token 
 			  AND EXISTS (SELECT 1 FROM auth.space_members m
 			              WHERE m.space_id = i.space_id AND m.user_id = i.invited_by
 			                AND (m.role = 'owner' OR (m.role = 'admin' AND i.role <> 'owner')))
-			RETURNING i.space_id, i.role`, invID, now, userID, a.Email).Scan(&spaceID, &role)
+			RETURNING i.space_id, i.role`, invID, now, userID, accountEmail).Scan(&spaceID, &role)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return s.whyNotAccepted(ctx, tx, invID, now)
 		}
@@ -609,21 +725,6 @@ func (s *Service) whyNotAccepted(ctx context.Context, tx pgx.Tx, invID uuid.UUID
 
 func invitationNotFound() error { return autherr.New(autherr.NotFound, "invitation not found") }
 
-// invitationTokenShaped reports whether tok could be a token of newToken (URL-safe
-// base64 without padding); anything else is refused before a query.
-func invitationTokenShaped(tok string) bool {
-	if len(tok) < 22 || len(tok) > 128 {
-		return false
-	}
-	for i := 0; i < len(tok); i++ {
-		c := tok[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 // membership returns the space as its member userID sees it, taking the
 // given row lock on the space; NOT_FOUND when there is no such space or
 // userID is no member of it (the two look the same).
@@ -666,7 +767,7 @@ func scanSpace(row pgx.Row) (Space, error) {
 	var sp Space
 	var typ, role string
 	err := row.Scan(&sp.ID, &sp.Name, &typ, &sp.CreatedAt, &role)
-	sp.Type, sp.Role, sp.CreatedAt = SpaceType(typ), Role(role), sp.CreatedAt.UTC()
+	sp.Type, sp.Role, sp.CreatedAt = Type(typ), Role(role), sp.CreatedAt.UTC()
 	return sp, err
 }
 
@@ -683,11 +784,11 @@ const spaceRoleProblem = "one of owner, admin, member"
 func spaceInvalidRole() error { return invalidField("role", spaceRoleProblem) }
 
 // spaceTypeProblem returns why typ cannot be given to CreateSpace, or "".
-func spaceTypeProblem(typ SpaceType) string {
+func spaceTypeProblem(typ Type) string {
 	switch typ {
-	case SpaceBrand, SpaceClub, SpaceFamily, SpaceTeam, SpacePractice:
+	case TypeBrand, TypeClub, TypeFamily, TypeTeam, TypePractice:
 		return ""
-	case SpacePersonal:
+	case TypePersonal:
 		return "the Personal space is made at signup only"
 	case "":
 		return "required"
@@ -739,13 +840,13 @@ type SpaceOwner struct {
 //
 // Errors: SERVICE_UNAVAILABLE.
 func (s *Service) SpaceOwners(ctx context.Context, userID uuid.UUID) ([]SpaceOwner, error) {
-	rows, err := s.cfg.Pool.Query(ctx, `SELECT m.space_id,
+	rows, err := s.pool.Query(ctx, `SELECT m.space_id,
 		       coalesce((SELECT o.user_id FROM auth.space_members o
 		                 WHERE o.space_id = m.space_id AND o.role = 'owner'
 		                 ORDER BY o.joined_at, o.user_id LIMIT 1), m.user_id)
 		FROM auth.space_members m WHERE m.user_id = $1 ORDER BY m.space_id`, userID)
 	if err != nil {
-		return nil, fmt.Errorf("manaauth: space owners: %w", err)
+		return nil, fmt.Errorf("spaces: space owners: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SpaceOwner, error) {
 		var o SpaceOwner
@@ -753,7 +854,36 @@ func (s *Service) SpaceOwners(ctx context.Context, userID uuid.UUID) ([]SpaceOwn
 		return o, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("manaauth: space owners: %w", err)
+		return nil, fmt.Errorf("spaces: space owners: %w", err)
 	}
 	return out, nil
+}
+
+// CheckUserDeletable refuses, inside the transaction that deletes a user's
+// account, to leave a shared space without an owner: nobody could delete
+// it or make anyone an owner again. The caller hands it over (or removes
+// the other members) first. Wire it as manaauth's Hooks.UserDeletingTx. It
+// locks the space it reports, so the answer holds until tx ends.
+//
+// Errors: CONFLICT (details.reason "sole_owner", details.spaceId),
+// SERVICE_UNAVAILABLE.
+func (s *Service) CheckUserDeletable(ctx context.Context, tx pgx.Tx, userID uuid.UUID) error {
+	var sole uuid.UUID
+	err := tx.QueryRow(ctx, `SELECT s.id FROM auth.spaces s
+		JOIN auth.space_members m ON m.space_id = s.id AND m.user_id = $1 AND m.role = 'owner'
+		WHERE s.type <> 'personal'
+		  AND NOT EXISTS (SELECT 1 FROM auth.space_members o WHERE o.space_id = s.id AND o.role = 'owner' AND o.user_id <> $1)
+		  AND EXISTS (SELECT 1 FROM auth.space_members x WHERE x.space_id = s.id AND x.user_id <> $1)
+		ORDER BY s.created_at, s.id LIMIT 1
+		FOR UPDATE OF s`, userID).Scan(&sole)
+	switch {
+	case err == nil:
+		e := autherr.New(autherr.Conflict, "you are the only owner of a space with other members; make another member an owner first")
+		e.Details = map[string]any{"reason": "sole_owner", "spaceId": sole.String()}
+		return e
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	default:
+		return fmt.Errorf("spaces: sole owner check: %w", err)
+	}
 }

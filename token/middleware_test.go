@@ -1,4 +1,4 @@
-package manaauth
+package token
 
 import (
 	"context"
@@ -72,10 +72,10 @@ func TestMiddleware(t *testing.T) {
 	// through, an unauthenticated request would reach /me/*), the answer
 	// is the envelope with the right code, and the challenge header tells
 	// the client which scheme to use (RFC 6750 section 3).
-	expiredTokens := tokNew(t, clock, func(c *TokenConfig) { c.Now = func() time.Time { return clock.Now().Add(-time.Hour) } })
+	expiredTokens := tokNew(t, clock, func(c *Config) { c.Now = func() time.Time { return clock.Now().Add(-time.Hour) } })
 	expired, _, err := expiredTokens.Issue(user, "alice@example.test", session)
 	require.NoError(t, err)
-	stranger := tokNew(t, clock, func(c *TokenConfig) { c.Signing = tokTestKey(t, 42) })
+	stranger := tokNew(t, clock, func(c *Config) { c.Signing = tokTestKey(t, 42) })
 	forged, _, err := stranger.Issue(user, "alice@example.test", session)
 	require.NoError(t, err)
 

@@ -1,4 +1,4 @@
-package manaauth
+package password
 
 import (
 	"crypto/rand"
@@ -50,51 +50,51 @@ func TestPasswordPolicyCheck(t *testing.T) {
 
 	for _, tc := range []struct {
 		name     string
-		policy   PasswordPolicy
+		policy   Policy
 		password string
 		email    string
 		reason   string         // "" = accepted
 		details  map[string]any // checked when set
 	}{
-		{"ASCII at minimum", PasswordPolicy{}, "Zq8!vR2k", email, "", nil},
-		{"ASCII one short", PasswordPolicy{}, "Zq8!vR2", email, "too_short", map[string]any{"reason": "too_short", "minLength": 8}},
-		{"empty", PasswordPolicy{}, "", email, "too_short", nil},
-		{"spaces count", PasswordPolicy{}, "a b c d e", email, "", nil},
-		{"8 emoji = 8 code points", PasswordPolicy{}, emoji8, email, "", nil},
-		{"7 CJK = 7 code points", PasswordPolicy{}, cjk7, email, "too_short", map[string]any{"reason": "too_short", "minLength": 8}},
-		{"combining marks count as code points", PasswordPolicy{}, strings.Repeat("e\u0301", 4), email, "", nil},
-		{"min 15, 14 given", PasswordPolicy{MinLength: 15}, pwRandom(14), email, "too_short", map[string]any{"reason": "too_short", "minLength": 15}},
-		{"min 15, 15 given", PasswordPolicy{MinLength: 15}, pwRandom(15), email, "", nil},
-		{"64 at the default max", PasswordPolicy{}, pwRandom(64), email, "", nil},
-		{"exactly 64", PasswordPolicy{MaxLength: 64}, pwRandom(64), email, "", nil},
-		{"65 at max 64", PasswordPolicy{MaxLength: 64}, pwRandom(65), email, "too_long", map[string]any{"reason": "too_long", "maxLength": 64}},
-		{"exactly 256 (default max)", PasswordPolicy{}, pwRandom(256), email, "", nil},
-		{"257 (default max + 1)", PasswordPolicy{}, pwRandom(257), email, "too_long", map[string]any{"reason": "too_long", "maxLength": 256}},
-		{"256 emoji = 1024 bytes", PasswordPolicy{}, strings.Repeat("🦊", 256), email, "", nil},
-		{"257 emoji at max 300: over 1 KiB", PasswordPolicy{MaxLength: 300}, strings.Repeat("🦊", 257), email, "too_long", map[string]any{"reason": "too_long", "maxLength": 300, "maxBytes": 1024}},
-		{"1024 bytes at max 1024", PasswordPolicy{MaxLength: 1024}, pwRandom(1024), email, "", nil},
-		{"1025 bytes at max 1024", PasswordPolicy{MaxLength: 1024}, pwRandom(1025), email, "too_long", map[string]any{"reason": "too_long", "maxLength": 1024, "maxBytes": 1024}},
-		{"megabyte", PasswordPolicy{}, strings.Repeat("a", 1<<20), email, "too_long", nil},
-		{"invalid UTF-8", PasswordPolicy{}, "abcdefgh\xff", email, "invalid_utf8", map[string]any{"reason": "invalid_utf8"}},
-		{"common", PasswordPolicy{}, "password", email, "common", map[string]any{"reason": "common"}},
-		{"common, other case", PasswordPolicy{}, "PassWord", email, "common", nil},
-		{"common, 8+ chars", PasswordPolicy{}, "baseball", email, "common", nil},
-		{"common digits", PasswordPolicy{}, "12345678", email, "common", nil},
-		{"common keyboard", PasswordPolicy{}, "qwertyuiop", email, "common", nil},
-		{"common word plus suffix is not in the list", PasswordPolicy{}, "password-" + pwRandom(6), email, "", nil},
-		{"equals local part", PasswordPolicy{}, "alice.smith", email, "contains_email", map[string]any{"reason": "contains_email"}},
-		{"contains local part", PasswordPolicy{}, "my-ALICE.SMITH-2024", email, "contains_email", nil},
-		{"email itself", PasswordPolicy{}, "alice.smith@example.com", email, "contains_email", nil},
-		{"email with spaces and capitals", PasswordPolicy{}, "xxalice.smithxx", "  Alice.Smith@Example.COM ", "contains_email", nil},
-		{"local part before +tag", PasswordPolicy{}, "bobby-tables-99", "bobby+shop@example.com", "contains_email", nil},
-		{"full local part with +tag", PasswordPolicy{}, "zzbobby+shopzz", "bobby+shop@example.com", "contains_email", nil},
-		{"2-char local part not checked", PasswordPolicy{}, "al-" + pwRandom(10), "al@example.com", "", nil},
-		{"3-char local part checked", PasswordPolicy{}, "xbobx" + pwRandom(6), "bob@example.com", "contains_email", nil},
-		{"non-ASCII local part", PasswordPolicy{}, "ich-bin-JÜRGEN-hier", "jürgen@example.de", "contains_email", nil},
-		{"no email given", PasswordPolicy{}, pwRandom(12), "", "", nil},
-		{"domain alone is fine", PasswordPolicy{}, "example.com-" + pwRandom(6), email, "", nil},
-		{"no composition rules: lower-case only", PasswordPolicy{}, "correcthorsebatterystaple", email, "", nil},
-		{"control characters are allowed", PasswordPolicy{}, "tab\there-" + pwRandom(4), email, "", nil},
+		{"ASCII at minimum", Policy{}, "Zq8!vR2k", email, "", nil},
+		{"ASCII one short", Policy{}, "Zq8!vR2", email, "too_short", map[string]any{"reason": "too_short", "minLength": 8}},
+		{"empty", Policy{}, "", email, "too_short", nil},
+		{"spaces count", Policy{}, "a b c d e", email, "", nil},
+		{"8 emoji = 8 code points", Policy{}, emoji8, email, "", nil},
+		{"7 CJK = 7 code points", Policy{}, cjk7, email, "too_short", map[string]any{"reason": "too_short", "minLength": 8}},
+		{"combining marks count as code points", Policy{}, strings.Repeat("e\u0301", 4), email, "", nil},
+		{"min 15, 14 given", Policy{MinLength: 15}, pwRandom(14), email, "too_short", map[string]any{"reason": "too_short", "minLength": 15}},
+		{"min 15, 15 given", Policy{MinLength: 15}, pwRandom(15), email, "", nil},
+		{"64 at the default max", Policy{}, pwRandom(64), email, "", nil},
+		{"exactly 64", Policy{MaxLength: 64}, pwRandom(64), email, "", nil},
+		{"65 at max 64", Policy{MaxLength: 64}, pwRandom(65), email, "too_long", map[string]any{"reason": "too_long", "maxLength": 64}},
+		{"exactly 256 (default max)", Policy{}, pwRandom(256), email, "", nil},
+		{"257 (default max + 1)", Policy{}, pwRandom(257), email, "too_long", map[string]any{"reason": "too_long", "maxLength": 256}},
+		{"256 emoji = 1024 bytes", Policy{}, strings.Repeat("🦊", 256), email, "", nil},
+		{"257 emoji at max 300: over 1 KiB", Policy{MaxLength: 300}, strings.Repeat("🦊", 257), email, "too_long", map[string]any{"reason": "too_long", "maxLength": 300, "maxBytes": 1024}},
+		{"1024 bytes at max 1024", Policy{MaxLength: 1024}, pwRandom(1024), email, "", nil},
+		{"1025 bytes at max 1024", Policy{MaxLength: 1024}, pwRandom(1025), email, "too_long", map[string]any{"reason": "too_long", "maxLength": 1024, "maxBytes": 1024}},
+		{"megabyte", Policy{}, strings.Repeat("a", 1<<20), email, "too_long", nil},
+		{"invalid UTF-8", Policy{}, "abcdefgh\xff", email, "invalid_utf8", map[string]any{"reason": "invalid_utf8"}},
+		{"common", Policy{}, "password", email, "common", map[string]any{"reason": "common"}},
+		{"common, other case", Policy{}, "PassWord", email, "common", nil},
+		{"common, 8+ chars", Policy{}, "baseball", email, "common", nil},
+		{"common digits", Policy{}, "12345678", email, "common", nil},
+		{"common keyboard", Policy{}, "qwertyuiop", email, "common", nil},
+		{"common word plus suffix is not in the list", Policy{}, "password-" + pwRandom(6), email, "", nil},
+		{"equals local part", Policy{}, "alice.smith", email, "contains_email", map[string]any{"reason": "contains_email"}},
+		{"contains local part", Policy{}, "my-ALICE.SMITH-2024", email, "contains_email", nil},
+		{"email itself", Policy{}, "alice.smith@example.com", email, "contains_email", nil},
+		{"email with spaces and capitals", Policy{}, "xxalice.smithxx", "  Alice.Smith@Example.COM ", "contains_email", nil},
+		{"local part before +tag", Policy{}, "bobby-tables-99", "bobby+shop@example.com", "contains_email", nil},
+		{"full local part with +tag", Policy{}, "zzbobby+shopzz", "bobby+shop@example.com", "contains_email", nil},
+		{"2-char local part not checked", Policy{}, "al-" + pwRandom(10), "al@example.com", "", nil},
+		{"3-char local part checked", Policy{}, "xbobx" + pwRandom(6), "bob@example.com", "contains_email", nil},
+		{"non-ASCII local part", Policy{}, "ich-bin-JÜRGEN-hier", "jürgen@example.de", "contains_email", nil},
+		{"no email given", Policy{}, pwRandom(12), "", "", nil},
+		{"domain alone is fine", Policy{}, "example.com-" + pwRandom(6), email, "", nil},
+		{"no composition rules: lower-case only", Policy{}, "correcthorsebatterystaple", email, "", nil},
+		{"control characters are allowed", Policy{}, "tab\there-" + pwRandom(4), email, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.policy.Check(tc.password, tc.email)
@@ -123,22 +123,22 @@ func TestPasswordPolicyCheck(t *testing.T) {
 func TestPasswordPolicyValidate(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		policy PasswordPolicy
+		policy Policy
 		ok     bool
 	}{
-		{"zero value", PasswordPolicy{}, true},
-		{"min 8", PasswordPolicy{MinLength: 8}, true},
-		{"min 15", PasswordPolicy{MinLength: 15}, true},
-		{"min 7", PasswordPolicy{MinLength: 7}, false},
-		{"min negative", PasswordPolicy{MinLength: -1}, false},
-		{"max 64", PasswordPolicy{MaxLength: 64}, true},
-		{"max 63", PasswordPolicy{MaxLength: 63}, false},
-		{"max negative", PasswordPolicy{MaxLength: -5}, false},
-		{"max 1024", PasswordPolicy{MaxLength: 1024}, true},
-		{"max 1025", PasswordPolicy{MaxLength: 1025}, false},
-		{"min above max", PasswordPolicy{MinLength: 100, MaxLength: 64}, false},
-		{"min above default max", PasswordPolicy{MinLength: 257}, false},
-		{"min equals max", PasswordPolicy{MinLength: 64, MaxLength: 64}, true},
+		{"zero value", Policy{}, true},
+		{"min 8", Policy{MinLength: 8}, true},
+		{"min 15", Policy{MinLength: 15}, true},
+		{"min 7", Policy{MinLength: 7}, false},
+		{"min negative", Policy{MinLength: -1}, false},
+		{"max 64", Policy{MaxLength: 64}, true},
+		{"max 63", Policy{MaxLength: 63}, false},
+		{"max negative", Policy{MaxLength: -5}, false},
+		{"max 1024", Policy{MaxLength: 1024}, true},
+		{"max 1025", Policy{MaxLength: 1025}, false},
+		{"min above max", Policy{MinLength: 100, MaxLength: 64}, false},
+		{"min above default max", Policy{MinLength: 257}, false},
+		{"min equals max", Policy{MinLength: 64, MaxLength: 64}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.policy.Validate()
@@ -158,20 +158,20 @@ func TestPasswordPolicyValidate(t *testing.T) {
 func TestPasswordPolicyTooLong(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		policy   PasswordPolicy
+		policy   Policy
 		password string
 		want     bool
 	}{
-		{"empty", PasswordPolicy{}, "", false},
-		{"256", PasswordPolicy{}, strings.Repeat("x", 256), false},
-		{"257", PasswordPolicy{}, strings.Repeat("x", 257), true},
-		{"256 emoji", PasswordPolicy{}, strings.Repeat("🦊", 256), false},
-		{"1025 bytes", PasswordPolicy{MaxLength: 1024}, strings.Repeat("x", 1025), true},
-		{"10 MB", PasswordPolicy{}, strings.Repeat("x", 10<<20), true},
-		{"invalid bytes count one each", PasswordPolicy{MaxLength: 64}, strings.Repeat("\xff", 65), true},
-		{"broken max clamps to 64", PasswordPolicy{MaxLength: 10}, strings.Repeat("x", 64), false},
-		{"broken max clamps to 64, 65", PasswordPolicy{MaxLength: 10}, strings.Repeat("x", 65), true},
-		{"broken max clamps to 1024", PasswordPolicy{MaxLength: 5000}, strings.Repeat("x", 1025), true},
+		{"empty", Policy{}, "", false},
+		{"256", Policy{}, strings.Repeat("x", 256), false},
+		{"257", Policy{}, strings.Repeat("x", 257), true},
+		{"256 emoji", Policy{}, strings.Repeat("🦊", 256), false},
+		{"1025 bytes", Policy{MaxLength: 1024}, strings.Repeat("x", 1025), true},
+		{"10 MB", Policy{}, strings.Repeat("x", 10<<20), true},
+		{"invalid bytes count one each", Policy{MaxLength: 64}, strings.Repeat("\xff", 65), true},
+		{"broken max clamps to 64", Policy{MaxLength: 10}, strings.Repeat("x", 64), false},
+		{"broken max clamps to 64, 65", Policy{MaxLength: 10}, strings.Repeat("x", 65), true},
+		{"broken max clamps to 1024", Policy{MaxLength: 5000}, strings.Repeat("x", 1025), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Equal(t, tc.want, tc.policy.TooLong(tc.password), "TooLong(%d bytes)", len(tc.password))
@@ -198,15 +198,15 @@ func TestPasswordPolicyCommonList(t *testing.T) {
 	for _, pw := range []string{"password", "123456", "qwerty"} {
 		// At MinLength 8 the short ones are refused by length first; the
 		// list must refuse them too, whatever the minimum.
-		err := PasswordPolicy{}.Check(pw, "")
+		err := Policy{}.Check(pw, "")
 		assert.Error(t, err, "Check(%q) accepted", pw)
 	}
-	assert.Equal(t, "common", pwReason(t, PasswordPolicy{}.Check("password", "")))
-	assert.Equal(t, "common", pwReason(t, PasswordPolicy{}.Check("qwertyuiop", "")))
+	assert.Equal(t, "common", pwReason(t, Policy{}.Check("password", "")))
+	assert.Equal(t, "common", pwReason(t, Policy{}.Check("qwertyuiop", "")))
 
 	for range 5 {
 		pw := pwRandom(20)
-		assert.NoError(t, PasswordPolicy{}.Check(pw, "someone@example.com"), "random %q refused", pw)
+		assert.NoError(t, Policy{}.Check(pw, "someone@example.com"), "random %q refused", pw)
 	}
 	// The set is built once and shared.
 	assert.Equal(t, len(set), len(pwCommonSet()))
@@ -236,7 +236,7 @@ func FuzzPasswordPolicy(f *testing.F) {
 	}
 	allowed := map[string]bool{"too_short": true, "too_long": true, "invalid_utf8": true, "common": true, "contains_email": true}
 	f.Fuzz(func(t *testing.T, password, email string, minLen, maxLen int) {
-		p := PasswordPolicy{MinLength: minLen, MaxLength: maxLen}
+		p := Policy{MinLength: minLen, MaxLength: maxLen}
 		err := p.Check(password, email)
 		tooLong := p.TooLong(password)
 		if p.Validate() != nil {

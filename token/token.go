@@ -1,9 +1,11 @@
-package manaauth
+package token
 
 import (
 	"bytes"
 	"cmp"
 	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,8 +31,8 @@ const (
 	tokDefaultSkew = 30 * time.Second
 )
 
-// TokenConfig configures Tokens. Zero values mean the documented defaults.
-type TokenConfig struct {
+// Config configures Tokens. Zero values mean the documented defaults.
+type Config struct {
 	// Issuer is the iss claim of every token and the one Verify requires
 	// (the reference server uses MANA_AUTH_BASE_URL). Required.
 	Issuer string
@@ -57,49 +59,69 @@ type TokenConfig struct {
 // kid from our own key set. It verifies locally, without a database, and
 // is safe for concurrent use.
 type Tokens struct {
+	checks
+	ttl     time.Duration
+	signing SigningKey
+	keys    map[string]ed25519.PublicKey // kid → key; signing key included
+	jwks    []byte
+}
+
+// checks is what Tokens and Checker share: the claims every access token
+// must carry, the parser and the clock.
+type checks struct {
 	issuer   string
 	audience string
-	ttl      time.Duration
 	leeway   time.Duration
 	now      func() time.Time
-	signing  SigningKey
-	keys     map[string]ed25519.PublicKey // kid → key; signing key included
-	jwks     []byte
 	parser   *jwt.Parser
 }
 
-// NewTokens validates cfg and returns the token service. It refuses a
+func newChecks(issuer, audience string, leeway time.Duration, now func() time.Time) checks {
+	if now == nil {
+		now = time.Now
+	}
+	return checks{
+		issuer:   issuer,
+		audience: audience,
+		leeway:   cmp.Or(leeway, tokDefaultSkew),
+		now:      now,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{tokAlg}),
+			jwt.WithStrictDecoding(),
+			// Claims are checked by tokCheckClaims, which tells an expired
+			// token (TOKEN_EXPIRED) from every other failure (TOKEN_INVALID)
+			// and checks expiry last.
+			jwt.WithoutClaimsValidation(),
+		),
+	}
+}
+
+// New validates cfg and returns the token service. It refuses a
 // missing issuer, audience or signing key, a malformed key, negative
 // durations and a kid used by two different keys.
-func NewTokens(cfg TokenConfig) (*Tokens, error) {
+func New(cfg Config) (*Tokens, error) {
 	if cfg.Issuer == "" {
-		return nil, errors.New("manaauth: tokens: Issuer is required")
+		return nil, errors.New("token: Issuer is required")
 	}
 	if cfg.Audience == "" {
-		return nil, errors.New("manaauth: tokens: Audience is required")
+		return nil, errors.New("token: Audience is required")
 	}
 	if cfg.TTL < 0 {
-		return nil, fmt.Errorf("manaauth: tokens: TTL %v is negative", cfg.TTL)
+		return nil, fmt.Errorf("token: TTL %v is negative", cfg.TTL)
 	}
 	if cfg.Leeway < 0 {
-		return nil, fmt.Errorf("manaauth: tokens: Leeway %v is negative", cfg.Leeway)
+		return nil, fmt.Errorf("token: Leeway %v is negative", cfg.Leeway)
 	}
 	if cfg.Signing.Private == nil {
-		return nil, errors.New("manaauth: tokens: Signing key is required")
+		return nil, errors.New("token: Signing key is required")
 	}
 	if err := tokCheckPrivate(cfg.Signing.Private); err != nil {
-		return nil, fmt.Errorf("manaauth: tokens: Signing: %w", err)
+		return nil, fmt.Errorf("token: Signing: %w", err)
 	}
 	t := &Tokens{
-		issuer:   cfg.Issuer,
-		audience: cfg.Audience,
-		ttl:      cmp.Or(cfg.TTL, tokDefaultTTL),
-		leeway:   cmp.Or(cfg.Leeway, tokDefaultSkew),
-		now:      cfg.Now,
-		keys:     make(map[string]ed25519.PublicKey, 1+len(cfg.Verify)),
-	}
-	if t.now == nil {
-		t.now = time.Now
+		checks: newChecks(cfg.Issuer, cfg.Audience, cfg.Leeway, cfg.Now),
+		ttl:    cmp.Or(cfg.TTL, tokDefaultTTL),
+		keys:   make(map[string]ed25519.PublicKey, 1+len(cfg.Verify)),
 	}
 	pub := cfg.Signing.Private.Public().(ed25519.PublicKey)
 	t.signing = SigningKey{ID: cfg.Signing.ID, Private: slices.Clone(cfg.Signing.Private)}
@@ -110,7 +132,7 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 	set := tokJWKS{Keys: []tokJWK{tokPublicJWK(t.signing.ID, pub)}}
 	for i, vk := range cfg.Verify {
 		if len(vk.Public) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("manaauth: tokens: Verify[%d]: public key is %d bytes, want %d (Ed25519)", i, len(vk.Public), ed25519.PublicKeySize)
+			return nil, fmt.Errorf("token: Verify[%d]: public key is %d bytes, want %d (Ed25519)", i, len(vk.Public), ed25519.PublicKeySize)
 		}
 		kid := vk.ID
 		if kid == "" {
@@ -120,24 +142,16 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 			if have.Equal(vk.Public) {
 				continue // the same key listed twice (e.g. the signing key again): harmless
 			}
-			return nil, fmt.Errorf("manaauth: tokens: Verify[%d]: kid %q is already used by a different key", i, kid)
+			return nil, fmt.Errorf("token: Verify[%d]: kid %q is already used by a different key", i, kid)
 		}
 		t.keys[kid] = slices.Clone(vk.Public)
 		set.Keys = append(set.Keys, tokPublicJWK(kid, vk.Public))
 	}
 	b, err := json.Marshal(set)
 	if err != nil {
-		return nil, fmt.Errorf("manaauth: tokens: encode JWKS: %w", err)
+		return nil, fmt.Errorf("token: encode JWKS: %w", err)
 	}
 	t.jwks = b
-	t.parser = jwt.NewParser(
-		jwt.WithValidMethods([]string{tokAlg}),
-		jwt.WithStrictDecoding(),
-		// Claims are checked by tokCheckClaims, which tells an expired
-		// token (TOKEN_EXPIRED) from every other failure (TOKEN_INVALID)
-		// and checks expiry last.
-		jwt.WithoutClaimsValidation(),
-	)
 	return t, nil
 }
 
@@ -152,11 +166,11 @@ type Claims struct {
 // UserID parses the subject, the user's id.
 func (c *Claims) UserID() (uuid.UUID, error) {
 	if c == nil {
-		return uuid.Nil, errors.New("manaauth: claims: nil claims")
+		return uuid.Nil, errors.New("token: claims: nil claims")
 	}
 	id, err := uuid.Parse(c.Subject)
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("manaauth: claims: subject is not a UUID: %w", err)
+		return uuid.Nil, fmt.Errorf("token: claims: subject is not a UUID: %w", err)
 	}
 	return id, nil
 }
@@ -168,14 +182,14 @@ func (c *Claims) UserID() (uuid.UUID, error) {
 // caller bug and an error (INTERNAL).
 func (t *Tokens) Issue(userID uuid.UUID, email string, sessionID uuid.UUID) (token string, expiresAt time.Time, err error) {
 	if userID == uuid.Nil {
-		return "", time.Time{}, errors.New("manaauth: issue token: nil user id")
+		return "", time.Time{}, errors.New("token: issue token: nil user id")
 	}
 	if sessionID == uuid.Nil {
-		return "", time.Time{}, errors.New("manaauth: issue token: nil session id")
+		return "", time.Time{}, errors.New("token: issue token: nil session id")
 	}
 	jti, err := uuid.NewRandom()
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("manaauth: issue token: token id: %w", err)
+		return "", time.Time{}, fmt.Errorf("token: issue token: token id: %w", err)
 	}
 	now := t.now()
 	exp := jwt.NewNumericDate(now.Add(t.ttl))
@@ -197,11 +211,11 @@ func (t *Tokens) Issue(userID uuid.UUID, email string, sessionID uuid.UUID) (tok
 	tok.Header["typ"] = tokHeaderType
 	s, err := tok.SignedString(t.signing.Private)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("manaauth: issue token: sign: %w", err)
+		return "", time.Time{}, fmt.Errorf("token: issue token: sign: %w", err)
 	}
 	if len(s) > tokMaxLen {
 		// Verify would refuse it; an email this long is a bug upstream.
-		return "", time.Time{}, fmt.Errorf("manaauth: issue token: token is %d bytes, over the %d byte limit", len(s), tokMaxLen)
+		return "", time.Time{}, fmt.Errorf("token: issue token: token is %d bytes, over the %d byte limit", len(s), tokMaxLen)
 	}
 	return s, exp.UTC(), nil
 }
@@ -220,8 +234,21 @@ func (t *Tokens) Issue(userID uuid.UUID, email string, sessionID uuid.UUID) (tok
 // with the generic message and the reason in Err (for the logs only).
 func (t *Tokens) Verify(token string) (*Claims, error) {
 	if t == nil {
-		return nil, errors.New("manaauth: verify token: nil *Tokens")
+		return nil, errors.New("token: verify token: nil *Tokens")
 	}
+	return t.verify(token, func(kid string) (ed25519.PublicKey, error) {
+		if pub, ok := t.keys[kid]; ok {
+			return pub, nil
+		}
+		return nil, fmt.Errorf("unknown kid %s", tokQuote(kid))
+	})
+}
+
+// verify checks token with the key that lookup returns for its kid. An
+// error of lookup that is an *autherr.Error (a key set that cannot be
+// fetched: SERVICE_UNAVAILABLE) is returned as it is; any other makes the
+// token TOKEN_INVALID.
+func (t *checks) verify(token string, lookup func(kid string) (ed25519.PublicKey, error)) (*Claims, error) {
 	if token == "" {
 		return nil, tokInvalid(errors.New("empty token"))
 	}
@@ -232,7 +259,12 @@ func (t *Tokens) Verify(token string) (*Claims, error) {
 		return nil, tokInvalid(err)
 	}
 	c := new(Claims)
-	if _, err := t.parser.ParseWithClaims(token, c, t.tokKey); err != nil {
+	keyfunc := func(tok *jwt.Token) (any, error) { return tokKey(tok, lookup) }
+	if _, err := t.parser.ParseWithClaims(token, c, keyfunc); err != nil {
+		var outage *autherr.Error
+		if errors.As(err, &outage) && outage.Code == autherr.ServiceUnavailable {
+			return nil, outage
+		}
 		return nil, tokInvalid(err)
 	}
 	if err := t.tokCheckClaims(c); err != nil {
@@ -265,7 +297,7 @@ func tokCheckCompact(token string) error {
 
 // tokKey is the key lookup of Verify. It runs after the library checked
 // that alg is EdDSA and before the signature is verified.
-func (t *Tokens) tokKey(tok *jwt.Token) (any, error) {
+func tokKey(tok *jwt.Token, lookup func(kid string) (ed25519.PublicKey, error)) (any, error) {
 	if tok.Method != jwt.SigningMethodEdDSA { // WithValidMethods checks this too
 		return nil, fmt.Errorf("alg %q not accepted", tok.Method.Alg())
 	}
@@ -287,16 +319,12 @@ func (t *Tokens) tokKey(tok *jwt.Token) (any, error) {
 	if !ok || kid == "" {
 		return nil, errors.New("header kid missing")
 	}
-	pub, ok := t.keys[kid]
-	if !ok {
-		return nil, fmt.Errorf("unknown kid %s", tokQuote(kid))
-	}
-	return pub, nil
+	return lookup(kid)
 }
 
 // tokCheckClaims validates the claims of a token whose signature checked
 // out. Expiry is checked last, so TOKEN_EXPIRED means "valid but expired".
-func (t *Tokens) tokCheckClaims(c *Claims) error {
+func (t *checks) tokCheckClaims(c *Claims) error {
 	now := t.now()
 	switch {
 	case c.Issuer != t.issuer:
@@ -324,7 +352,7 @@ func (t *Tokens) tokCheckClaims(c *Claims) error {
 		return tokInvalid(errors.New("exp missing"))
 	case !now.Before(c.ExpiresAt.Add(t.leeway)):
 		return autherr.Wrap(autherr.TokenExpired,
-			fmt.Errorf("manaauth: verify token: expired at %s", c.ExpiresAt.UTC().Format(time.RFC3339)), "")
+			fmt.Errorf("token: verify token: expired at %s", c.ExpiresAt.UTC().Format(time.RFC3339)), "")
 	}
 	return nil
 }
@@ -344,7 +372,7 @@ func tokCheckID(s string) error {
 
 // tokInvalid is TOKEN_INVALID with the generic message and cause as Err.
 func tokInvalid(cause error) *autherr.Error {
-	return autherr.Wrap(autherr.TokenInvalid, fmt.Errorf("manaauth: verify token: %w", cause), "")
+	return autherr.Wrap(autherr.TokenInvalid, fmt.Errorf("token: verify token: %w", cause), "")
 }
 
 // tokQuote quotes an attacker-chosen string for an error message, cut to
@@ -385,7 +413,7 @@ func (t *Tokens) JWKSHandler() http.Handler {
 			return nil
 		}
 		if _, err := w.Write(body); err != nil {
-			return fmt.Errorf("manaauth: write JWKS: %w", err)
+			return fmt.Errorf("token: write JWKS: %w", err)
 		}
 		return nil
 	})
@@ -406,4 +434,20 @@ func (t *Tokens) PublicKey(kid string) (ed25519.PublicKey, bool) {
 		return nil, false
 	}
 	return slices.Clone(pub), true
+}
+
+// TTL is the lifetime of the access tokens Issue signs.
+func (t *Tokens) TTL() time.Duration { return t.ttl }
+
+// DeriveKey derives n bytes for purpose from the signing key with
+// HKDF-SHA256 (the purpose is the HKDF info). Every instance configured
+// with the same signing key derives the same bytes, so keys that several
+// instances must agree on (the refresh token chain, CSRF tokens) need no
+// configuration of their own. Distinct purposes give independent keys.
+func (t *Tokens) DeriveKey(purpose string, n int) ([]byte, error) {
+	k, err := hkdf.Key(sha256.New, t.signing.Private.Seed(), nil, purpose, n)
+	if err != nil {
+		return nil, fmt.Errorf("token: derive key %q: %w", purpose, err)
+	}
+	return k, nil
 }

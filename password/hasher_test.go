@@ -1,4 +1,4 @@
-package manaauth
+package password
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 )
 
 // pwFastParams keep tests that are not about cost quick.
-var pwFastParams = PasswordParams{Memory: 64, Time: 1, Threads: 1}
+var pwFastParams = Params{Memory: 64, Time: 1, Threads: 1}
 
 // pwRefVectors were made with the reference implementation
 // (phc-winner-argon2's CLI, Debian package "argon2"), e.g.
@@ -27,25 +27,25 @@ var pwFastParams = PasswordParams{Memory: 64, Time: 1, Threads: 1}
 //	echo -n "password" | argon2 somesalt -id -t 1 -k 19456 -p 1 -l 32 -e
 var pwRefVectors = []struct {
 	name, password, phc string
-	params              PasswordParams
+	params              Params
 }{
 	{
 		name:     "m=1024,t=2",
 		password: "correct horse battery staple",
 		phc:      "$argon2id$v=19$m=1024,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$RC5JY/00hXKlnXZ/+PCVcJg84nuCQwbjIQ3DVCTomOQ",
-		params:   PasswordParams{Memory: 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32},
+		params:   Params{Memory: 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32},
 	},
 	{
 		name:     "m=19456,t=1,8-byte salt",
 		password: "password",
 		phc:      "$argon2id$v=19$m=19456,t=1,p=1$c29tZXNhbHQ$6VtNI7xdxJQ3JkNYjE74nZ6q8eCJnfPlECjhzCq94Bk",
-		params:   PasswordParams{Memory: 19456, Time: 1, Threads: 1, SaltLen: 8, KeyLen: 32},
+		params:   Params{Memory: 19456, Time: 1, Threads: 1, SaltLen: 8, KeyLen: 32},
 	},
 	{
 		name:     "defaults, non-ASCII",
 		password: "pässwörd 🔑",
 		phc:      "$argon2id$v=19$m=19456,t=2,p=1$MDEyMzQ1Njc4OWFiY2RlZg$VYq8djPdSeAEzXaaS68utMCh0gjsI9VgfWrnAyaab94",
-		params:   PasswordParams{Memory: 19456, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32},
+		params:   Params{Memory: 19456, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32},
 	},
 }
 
@@ -58,7 +58,7 @@ func pwTestHasher(tb testing.TB, cfg HasherConfig) *Hasher {
 
 func TestHasherDefaults(t *testing.T) {
 	h := pwTestHasher(t, HasherConfig{})
-	assert.Equal(t, PasswordParams{Memory: 19 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}, h.params)
+	assert.Equal(t, Params{Memory: 19 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}, h.params)
 	assert.Equal(t, runtime.GOMAXPROCS(0), cap(h.slots), "MaxConcurrent default")
 	assert.Equal(t, 5*time.Second, h.maxWait, "MaxWait default")
 
@@ -74,8 +74,8 @@ func TestHasherDefaults(t *testing.T) {
 }
 
 func TestHasherPartialParamsTakeDefaults(t *testing.T) {
-	h := pwTestHasher(t, HasherConfig{Params: PasswordParams{Memory: 46 * 1024, Time: 1}})
-	assert.Equal(t, PasswordParams{Memory: 46 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, h.params)
+	h := pwTestHasher(t, HasherConfig{Params: Params{Memory: 46 * 1024, Time: 1}})
+	assert.Equal(t, Params{Memory: 46 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, h.params)
 }
 
 type pwFailingReader struct{}
@@ -87,14 +87,14 @@ func TestHasherConfigInvalid(t *testing.T) {
 		name string
 		cfg  HasherConfig
 	}{
-		{"memory below 8 KiB", HasherConfig{Params: PasswordParams{Memory: 7}}},
-		{"memory below 8*threads", HasherConfig{Params: PasswordParams{Memory: 31, Threads: 4}}},
-		{"memory above 1 GiB", HasherConfig{Params: PasswordParams{Memory: 1<<20 + 1}}},
-		{"time above bound", HasherConfig{Params: PasswordParams{Time: 65}}},
-		{"salt too short", HasherConfig{Params: PasswordParams{SaltLen: 7}}},
-		{"salt too long", HasherConfig{Params: PasswordParams{SaltLen: 65}}},
-		{"key too short", HasherConfig{Params: PasswordParams{KeyLen: 15}}},
-		{"key too long", HasherConfig{Params: PasswordParams{KeyLen: 129}}},
+		{"memory below 8 KiB", HasherConfig{Params: Params{Memory: 7}}},
+		{"memory below 8*threads", HasherConfig{Params: Params{Memory: 31, Threads: 4}}},
+		{"memory above 1 GiB", HasherConfig{Params: Params{Memory: 1<<20 + 1}}},
+		{"time above bound", HasherConfig{Params: Params{Time: 65}}},
+		{"salt too short", HasherConfig{Params: Params{SaltLen: 7}}},
+		{"salt too long", HasherConfig{Params: Params{SaltLen: 65}}},
+		{"key too short", HasherConfig{Params: Params{KeyLen: 15}}},
+		{"key too long", HasherConfig{Params: Params{KeyLen: 129}}},
 		{"negative MaxConcurrent", HasherConfig{Params: pwFastParams, MaxConcurrent: -1}},
 		{"negative MaxWait", HasherConfig{Params: pwFastParams, MaxWait: -time.Second}},
 		{"failing Rand", HasherConfig{Params: pwFastParams, Rand: pwFailingReader{}}},
@@ -106,7 +106,7 @@ func TestHasherConfigInvalid(t *testing.T) {
 		})
 	}
 	// The boundaries themselves are accepted.
-	for _, p := range []PasswordParams{
+	for _, p := range []Params{
 		{Memory: 8, Time: 1},
 		{Memory: 32, Time: 1, Threads: 4},
 		{Memory: 64, Time: 64, SaltLen: 8, KeyLen: 16},
@@ -197,22 +197,22 @@ func TestHasherSaltsDiffer(t *testing.T) {
 }
 
 func TestHasherNeedsRehashWhenParamsChange(t *testing.T) {
-	old := pwTestHasher(t, HasherConfig{Params: PasswordParams{Memory: 64, Time: 1}})
+	old := pwTestHasher(t, HasherConfig{Params: Params{Memory: 64, Time: 1}})
 	phc, err := old.Hash(t.Context(), "kept across upgrades")
 	require.NoError(t, err)
 
 	for _, tc := range []struct {
 		name   string
-		params PasswordParams
+		params Params
 		rehash bool
 	}{
-		{"same", PasswordParams{Memory: 64, Time: 1}, false},
-		{"memory raised", PasswordParams{Memory: 128, Time: 1}, true},
-		{"time raised", PasswordParams{Memory: 64, Time: 2}, true},
-		{"threads raised", PasswordParams{Memory: 64, Time: 1, Threads: 2}, true},
-		{"salt longer", PasswordParams{Memory: 64, Time: 1, SaltLen: 32}, true},
-		{"key longer", PasswordParams{Memory: 64, Time: 1, KeyLen: 64}, true},
-		{"memory lowered", PasswordParams{Memory: 32, Time: 1}, true},
+		{"same", Params{Memory: 64, Time: 1}, false},
+		{"memory raised", Params{Memory: 128, Time: 1}, true},
+		{"time raised", Params{Memory: 64, Time: 2}, true},
+		{"threads raised", Params{Memory: 64, Time: 1, Threads: 2}, true},
+		{"salt longer", Params{Memory: 64, Time: 1, SaltLen: 32}, true},
+		{"key longer", Params{Memory: 64, Time: 1, KeyLen: 64}, true},
+		{"memory lowered", Params{Memory: 32, Time: 1}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := pwTestHasher(t, HasherConfig{Params: tc.params})
@@ -308,7 +308,7 @@ func TestHasherDummyVerify(t *testing.T) {
 	h := pwTestHasher(t, HasherConfig{Params: pwFastParams})
 	var calls atomic.Int32
 	inner := h.derive
-	h.derive = func(password, salt []byte, p PasswordParams) []byte {
+	h.derive = func(password, salt []byte, p Params) []byte {
 		calls.Add(1)
 		assert.Equal(t, h.params.Memory, p.Memory, "dummy computed with other memory")
 		assert.Equal(t, h.params.Time, p.Time, "dummy computed with other time")
@@ -364,7 +364,7 @@ func pwInstrument(h *Hasher, hold time.Duration) (peak *atomic.Int32) {
 	var running atomic.Int32
 	peak = new(atomic.Int32)
 	inner := h.derive
-	h.derive = func(password, salt []byte, p PasswordParams) []byte {
+	h.derive = func(password, salt []byte, p Params) []byte {
 		n := running.Add(1)
 		defer running.Add(-1)
 		for old := peak.Load(); n > old && !peak.CompareAndSwap(old, n); old = peak.Load() {
@@ -480,7 +480,7 @@ func TestHasherHonoursContext(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var calls atomic.Int32
 	inner := h.derive
-	h.derive = func(password, salt []byte, p PasswordParams) []byte {
+	h.derive = func(password, salt []byte, p Params) []byte {
 		if calls.Add(1) == 1 {
 			close(entered)
 			<-release

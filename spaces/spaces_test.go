@@ -1,4 +1,4 @@
-package manaauth_test
+package spaces_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 
 	"github.com/mana-how/mana-auth/autherr"
 	"github.com/mana-how/mana-auth/internal/mailtest"
-	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/spaces"
 )
 
 // Guards: every user gets exactly one Personal space, in the registration
@@ -31,7 +31,7 @@ func TestSpacesPersonalSpaceAtSignup(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var calls []call
-	g := newSpFixture(t, spOptions{hooks: manaauth.Hooks{
+	g := newSpFixture(t, spOptions{hooks: spaces.Hooks{
 		SpaceCreated: func(ctx context.Context, tx pgx.Tx, spaceID, ownerID uuid.UUID) error {
 			c := call{space: spaceID, owner: ownerID}
 			// Uncommitted: only the creating transaction sees these rows.
@@ -52,7 +52,7 @@ func TestSpacesPersonalSpaceAtSignup(t *testing.T) {
 	personal := guilds[0].(map[string]any)
 	assert.Equal(t, "personal", personal["type"])
 	assert.Equal(t, "owner", personal["role"])
-	assert.Equal(t, manaauth.PersonalSpaceName, personal["name"])
+	assert.Equal(t, spaces.PersonalName, personal["name"])
 	assert.ElementsMatch(t, []string{"id", "name", "type", "role", "createdAt"}, keys(personal))
 	pid := personal["id"].(string)
 
@@ -96,7 +96,7 @@ func TestSpacesCreatedHookFailureDoesNotFailCreation(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	failing := true
-	g := newSpFixture(t, spOptions{hooks: manaauth.Hooks{
+	g := newSpFixture(t, spOptions{hooks: spaces.Hooks{
 		SpaceCreated: func(ctx context.Context, tx pgx.Tx, spaceID, _ uuid.UUID) error {
 			if _, err := tx.Exec(ctx, `UPDATE auth.spaces SET name = name || ' (hooked)' WHERE id = $1`, spaceID); err != nil {
 				return err
@@ -115,7 +115,7 @@ func TestSpacesCreatedHookFailureDoesNotFailCreation(t *testing.T) {
 	require.Equal(t, http.StatusOK, st, "%v", body)
 	guilds, _ := body["guilds"].([]any)
 	require.Len(t, guilds, 1, "the signup made the Personal space despite the hook: %v", body)
-	assert.Equal(t, manaauth.PersonalSpaceName, guilds[0].(map[string]any)["name"], "the failed hook's write is rolled back")
+	assert.Equal(t, spaces.PersonalName, guilds[0].(map[string]any)["name"], "the failed hook's write is rolled back")
 
 	failed := g.createSpace(t, alice, "Failing", "club")
 	assert.Equal(t, float64(2), g.hookFailures(t, "space_created"))
@@ -424,13 +424,13 @@ func TestSpacesRoleCanonicalisation(t *testing.T) {
 
 	// The service checks before it looks at the space: a caller of no
 	// space at all, for a space that does not exist, gets the 400.
-	_, err := g.svc.SetRole(bg, uuid.New(), uuid.New(), uuid.New(), manaauth.Role(" owner"))
+	_, err := g.svc.SetRole(bg, uuid.New(), uuid.New(), uuid.New(), spaces.Role(" owner"))
 	require.Equal(t, autherr.ValidationFailed, autherr.CodeOf(err), "%v", err)
-	_, err = g.svc.Invite(bg, uuid.New(), uuid.New(), "a@x.com", manaauth.Role("Owner"))
+	_, err = g.svc.Invite(bg, uuid.New(), uuid.New(), "a@x.com", spaces.Role("Owner"))
 	require.Equal(t, autherr.ValidationFailed, autherr.CodeOf(err), "%v", err)
-	_, err = g.svc.CreateSpace(bg, w.owner.ID, "Fine", manaauth.SpaceType("Team"))
+	_, err = g.svc.CreateSpace(bg, w.owner.ID, "Fine", spaces.Type("Team"))
 	require.Equal(t, autherr.ValidationFailed, autherr.CodeOf(err), "%v", err)
-	for _, r := range []manaauth.Role{manaauth.RoleOwner, manaauth.RoleAdmin, manaauth.RoleMember} {
+	for _, r := range []spaces.Role{spaces.RoleOwner, spaces.RoleAdmin, spaces.RoleMember} {
 		assert.True(t, r.Valid(), r)
 	}
 

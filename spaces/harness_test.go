@@ -1,85 +1,81 @@
-package manaauth_test
+package spaces_test
 
 // Helpers of the spaces tests. Their names start with "sp" so they cannot
 // collide with helpers of the other test files of this package.
 
 import (
 	"context"
-	"crypto/rand"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mana-how/mana-auth/internal/authtest"
 	"github.com/mana-how/mana-auth/internal/mailtest"
+	"github.com/mana-how/mana-auth/internal/secret"
 	"github.com/mana-how/mana-auth/internal/testutil"
-	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/spaces"
+	"github.com/mana-how/mana-auth/token"
 )
 
 const spPrefix = "/api/v1/guilds"
 
-// spFixture is the harness fixture with hooks and a metrics registry,
-// serving the auth handler under /api/v1/auth (so f.call works) and the
-// spaces handler under /api/v1/guilds.
+// spFixture is the account stack of authtest with the spaces service wired
+// in as the reference server wires it (the Personal space at signup, the
+// sole-owner check at account deletion), serving the auth handler under
+// /api/v1/auth and the spaces handler under /api/v1/guilds.
 type spFixture struct {
-	*fixture
-	guilds *manaauth.Handler
-	reg    *prometheus.Registry
+	*authtest.Fixture
+	db     *testutil.Database
+	svc    *spaces.Service
+	tokens *token.Tokens
+	clock  *authtest.Clock
+	smtp   *mailtest.Server
+	guilds *spaces.Handler
 }
 
 type spOptions struct {
-	hooks          manaauth.Hooks
+	hooks          spaces.Hooks
 	noVerification bool // register answers tokens, before the address is verified
 }
 
 func newSpFixture(t testing.TB, o spOptions) *spFixture {
 	t.Helper()
-	f := &fixture{db: testutil.DB(t), smtp: mailtest.NewServer(t), clock: newFakeClock()}
-	f.pool = f.db.Runtime
-	logger := slog.New(slog.DiscardHandler)
-	hasher, err := manaauth.NewHasher(manaauth.HasherConfig{Params: fastParams})
-	require.NoError(t, err)
-	key, err := manaauth.GenerateSigningKey(rand.Reader)
-	require.NoError(t, err)
-	f.tokens, err = manaauth.NewTokens(manaauth.TokenConfig{Issuer: "http://auth.test", Audience: "mana", Signing: key, Now: f.clock.Now})
-	require.NoError(t, err)
-	events, err := lockout.NewEvents(lockout.EventsConfig{Pool: f.pool, Now: f.clock.Now, Logger: logger})
-	require.NoError(t, err)
-	f.gate, err = lockout.New(lockout.Config{Pool: f.pool, Events: events, Now: f.clock.Now, Logger: logger})
-	require.NoError(t, err)
-	mailer, err := manaauth.NewSMTPMailer(manaauth.SMTPConfig{URL: f.smtp.URL(), From: "auth@test.example"})
-	require.NoError(t, err)
-	base, err := url.Parse("https://app.test.example/auth")
-	require.NoError(t, err)
-	reg := prometheus.NewRegistry()
-	f.svc, err = manaauth.New(manaauth.Config{
-		Pool: f.pool, Hasher: hasher, Tokens: f.tokens, Gate: f.gate, Events: events,
-		Mailer: mailer, Links: manaauth.Links{BaseURL: base}, Now: f.clock.Now, Logger: logger,
-		RequireEmailVerification: !o.noVerification, Hooks: o.hooks, Registerer: reg,
+	g := &spFixture{}
+	f := authtest.New(t, authtest.Options{
+		RequireVerification: !o.noVerification,
+		Hooks: manaauth.Hooks{
+			UserCreatedTx: func(ctx context.Context, tx pgx.Tx, u manaauth.User) error {
+				_, err := g.svc.CreatePersonalTx(ctx, tx, u.ID)
+				return err
+			},
+			UserDeletingTx: func(ctx context.Context, tx pgx.Tx, userID uuid.UUID) error {
+				return g.svc.CheckUserDeletable(ctx, tx, userID)
+			},
+		},
+		Mount: func(f *authtest.Fixture, mux *http.ServeMux) {
+			svc, err := spaces.New(spaces.Config{Pool: f.Pool, Mailer: f.Mailer, Links: f.Links, Hooks: o.hooks,
+				Now: f.Clock.Now, Logger: f.Logger, Registerer: f.Registry})
+			require.NoError(t, err)
+			t.Cleanup(svc.Close)
+			h, err := spaces.NewHandler(svc, spaces.HandlerOptions{Tokens: f.Tokens, Logger: f.Logger})
+			require.NoError(t, err)
+			g.svc, g.guilds = svc, h
+			spMount(mux, h)
+		},
 	})
-	require.NoError(t, err)
-	t.Cleanup(f.svc.Close)
-	opts := manaauth.HandlerOptions{Logger: logger}
-	guilds := manaauth.NewSpacesHandler(f.svc, opts)
-	mux := http.NewServeMux()
-	mux.Handle("/api/v1/auth/", http.StripPrefix("/api/v1/auth", manaauth.NewHandler(f.svc, opts)))
-	spMount(mux, guilds)
-	f.srv = httptest.NewServer(mux)
-	t.Cleanup(f.srv.Close)
-	return &spFixture{fixture: f, guilds: guilds, reg: reg}
+	g.Fixture, g.db, g.tokens, g.clock, g.smtp = f, f.DB, f.Tokens, f.Clock, f.SMTP
+	return g
 }
 
 // spMount mounts the spaces handler the way the reference server is told
 // to: route by route under the prefix, the collection root also without
 // its trailing slash.
-func spMount(mux *http.ServeMux, h *manaauth.Handler) {
+func spMount(mux *http.ServeMux, h *spaces.Handler) {
 	inner := http.StripPrefix(spPrefix, h)
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := new(http.Request)
@@ -108,7 +104,7 @@ type spUser struct {
 // user registers and verifies email through the API.
 func (g *spFixture) user(t testing.TB, email string) spUser {
 	t.Helper()
-	id := g.signUp(t, email, strongPassword)
+	id := g.SignUp(t, email, strongPassword)
 	return spUser{ID: uuid.MustParse(id), Email: email}
 }
 
@@ -124,7 +120,7 @@ func (g *spFixture) auth(t testing.TB, u spUser) map[string]string {
 // do sends a request to the spaces handler as u; it does not use require,
 // so goroutines may call it.
 func (g *spFixture) do(ctx context.Context, method, path string, body any, hdr map[string]string) (int, map[string]any, error) {
-	return sendJSON(ctx, g.srv.Client(), method, g.srv.URL+spPrefix+path, body, hdr)
+	return g.Try(ctx, method, spPrefix+path, body, hdr)
 }
 
 // as calls the spaces handler as u.
@@ -198,22 +194,53 @@ func (g *spFixture) role(t testing.TB, space string, u spUser) string {
 // hookFailures reads mana_auth_hook_failures_total{hook=…}.
 func (g *spFixture) hookFailures(t testing.TB, hook string) float64 {
 	t.Helper()
-	mfs, err := g.reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != "mana_auth_hook_failures_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "hook" && l.GetValue() == hook {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return g.Metric(t, "mana_auth_hook_failures_total", "hook", hook)
 }
+
+// call sends a request to the auth handler.
+func (g *spFixture) call(t testing.TB, method, path string, body any, hdr map[string]string) (int, map[string]any, *http.Response) {
+	t.Helper()
+	return g.Call(t, method, authtest.AuthPrefix+path, body, hdr)
+}
+
+func (g *spFixture) login(t testing.TB, email, password string) (access, refresh string) {
+	t.Helper()
+	return g.Login(t, email, password)
+}
+
+func (g *spFixture) mailToken(t testing.TB, to, path string) string {
+	t.Helper()
+	return g.MailToken(t, to, path)
+}
+
+func (g *spFixture) mailsTo(to string) int { return g.MailsTo(to) }
+
+// settleMail waits for the mails of both services.
+func (g *spFixture) settleMail(t testing.TB) {
+	t.Helper()
+	g.SettleMail(t, g.svc.Close)
+}
+
+func (g *spFixture) ownerInt(t testing.TB, sql string, args ...any) int {
+	t.Helper()
+	return g.OwnerInt(t, sql, args...)
+}
+
+var (
+	bg             = context.Background()
+	bearer         = authtest.Bearer
+	requireError   = authtest.RequireError
+	errCode        = authtest.ErrCode
+	errDetails     = authtest.ErrDetails
+	errFields      = authtest.ErrFields
+	strongPassword = authtest.StrongPassword
+	sessSHA256     = secret.Hash
+	userOf         = authtest.UserOf
+	keys           = authtest.Keys
+	flipLast       = authtest.FlipLast
+)
+
+const mailWait = authtest.MailWait
 
 // spReason is error.details.reason of an envelope.
 func spReason(body map[string]any) string {

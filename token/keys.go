@@ -1,4 +1,4 @@
-package manaauth
+package token
 
 import (
 	"crypto/ed25519"
@@ -36,7 +36,7 @@ type VerifyKey struct {
 func GenerateSigningKey(rand io.Reader) (SigningKey, error) {
 	pub, priv, err := ed25519.GenerateKey(rand)
 	if err != nil {
-		return SigningKey{}, fmt.Errorf("manaauth: generate signing key: %w", err)
+		return SigningKey{}, fmt.Errorf("token: generate signing key: %w", err)
 	}
 	return SigningKey{ID: tokThumbprint(pub), Private: priv}, nil
 }
@@ -50,33 +50,33 @@ func GenerateSigningKey(rand io.Reader) (SigningKey, error) {
 func ParseSigningKeyPEM(pemBytes []byte) (SigningKey, error) {
 	block, rest := pem.Decode(pemBytes)
 	if block == nil {
-		return SigningKey{}, errors.New("manaauth: signing key: no PEM block found (want a PKCS#8 \"PRIVATE KEY\" block, e.g. from `openssl genpkey -algorithm ed25519`)")
+		return SigningKey{}, errors.New("token: signing key: no PEM block found (want a PKCS#8 \"PRIVATE KEY\" block, e.g. from `openssl genpkey -algorithm ed25519`)")
 	}
 	if len(strings.TrimSpace(string(rest))) != 0 {
-		return SigningKey{}, errors.New("manaauth: signing key: unexpected data after the PEM block (want exactly one PKCS#8 \"PRIVATE KEY\" block)")
+		return SigningKey{}, errors.New("token: signing key: unexpected data after the PEM block (want exactly one PKCS#8 \"PRIVATE KEY\" block)")
 	}
 	switch block.Type {
 	case "PRIVATE KEY":
 	case "ENCRYPTED PRIVATE KEY":
-		return SigningKey{}, errors.New("manaauth: signing key: the PEM block is an encrypted PKCS#8 key; decrypt it first (openssl pkey -in key.pem -out plain.pem)")
+		return SigningKey{}, errors.New("token: signing key: the PEM block is an encrypted PKCS#8 key; decrypt it first (openssl pkey -in key.pem -out plain.pem)")
 	case "OPENSSH PRIVATE KEY":
-		return SigningKey{}, errors.New("manaauth: signing key: OpenSSH key format is not supported; want PKCS#8 (`openssl genpkey -algorithm ed25519`)")
+		return SigningKey{}, errors.New("token: signing key: OpenSSH key format is not supported; want PKCS#8 (`openssl genpkey -algorithm ed25519`)")
 	case "RSA PRIVATE KEY", "EC PRIVATE KEY":
-		return SigningKey{}, fmt.Errorf("manaauth: signing key: PEM block %q is not an Ed25519 key; want a PKCS#8 \"PRIVATE KEY\" block with an Ed25519 key", block.Type)
+		return SigningKey{}, fmt.Errorf("token: signing key: PEM block %q is not an Ed25519 key; want a PKCS#8 \"PRIVATE KEY\" block with an Ed25519 key", block.Type)
 	default:
-		return SigningKey{}, fmt.Errorf("manaauth: signing key: PEM block type is %q, want \"PRIVATE KEY\" (PKCS#8 Ed25519)", block.Type)
+		return SigningKey{}, fmt.Errorf("token: signing key: PEM block type is %q, want \"PRIVATE KEY\" (PKCS#8 Ed25519)", block.Type)
 	}
 	if len(block.Headers) != 0 {
-		return SigningKey{}, errors.New("manaauth: signing key: the PEM block has headers (legacy encryption?); want a plain PKCS#8 \"PRIVATE KEY\" block")
+		return SigningKey{}, errors.New("token: signing key: the PEM block has headers (legacy encryption?); want a plain PKCS#8 \"PRIVATE KEY\" block")
 	}
 	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
 		// x509's parse errors describe the structure, never the key bytes.
-		return SigningKey{}, fmt.Errorf("manaauth: signing key: not a valid PKCS#8 private key: %w", err)
+		return SigningKey{}, fmt.Errorf("token: signing key: not a valid PKCS#8 private key: %w", err)
 	}
 	priv, ok := key.(ed25519.PrivateKey)
 	if !ok {
-		return SigningKey{}, fmt.Errorf("manaauth: signing key: the PKCS#8 key is %s, want Ed25519 (`openssl genpkey -algorithm ed25519`)", tokKeyKind(key))
+		return SigningKey{}, fmt.Errorf("token: signing key: the PKCS#8 key is %s, want Ed25519 (`openssl genpkey -algorithm ed25519`)", tokKeyKind(key))
 	}
 	return SigningKey{ID: tokThumbprint(priv.Public().(ed25519.PublicKey)), Private: priv}, nil
 }
@@ -86,11 +86,11 @@ func ParseSigningKeyPEM(pemBytes []byte) (SigningKey, error) {
 // thumbprint again when parsed back.
 func (k SigningKey) MarshalPEM() ([]byte, error) {
 	if err := tokCheckPrivate(k.Private); err != nil {
-		return nil, fmt.Errorf("manaauth: marshal signing key: %w", err)
+		return nil, fmt.Errorf("token: marshal signing key: %w", err)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(k.Private)
 	if err != nil {
-		return nil, fmt.Errorf("manaauth: marshal signing key: %w", err)
+		return nil, fmt.Errorf("token: marshal signing key: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }

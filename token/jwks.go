@@ -1,6 +1,7 @@
-package grant
+package token
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -33,7 +34,7 @@ type JWKSConfig struct {
 	// https://auth.example.com/.well-known/jwks.json. Required. It must be
 	// https, or http to a loopback address (a key set fetched over plain
 	// HTTP from elsewhere could be swapped in transit, and with it every
-	// grant), unless AllowInsecureHTTP is set.
+	// token), unless AllowInsecureHTTP is set.
 	URL               string
 	AllowInsecureHTTP bool
 	// Client fetches the set; nil: a client of its own with Timeout.
@@ -50,14 +51,17 @@ type JWKSConfig struct {
 	// refresh fails, the keys already known keep verifying (logged). 0:
 	// DefaultJWKSMaxAge.
 	MaxAge time.Duration
-	Logger *slog.Logger     // nil discards
+	Logger *slog.Logger     // nil: slog.Default()
 	Now    func() time.Time // nil: time.Now
-	// Registerer receives mana_ai_grant_jwks_fetches_total{result}; nil
+	// Registerer receives the fetch counter {result="ok"|"error"}; nil
 	// leaves it unregistered.
 	Registerer prometheus.Registerer
+	// MetricName names that counter; "" means
+	// mana_auth_jwks_fetches_total.
+	MetricName string
 }
 
-// JWKS is a VerifyKeys that fetches the auth server's Ed25519 keys from its
+// JWKS is a KeySource that fetches the auth server's Ed25519 keys from its
 // JWKS URL and caches them, with a bounded refresh. It is safe for
 // concurrent use; concurrent misses share one fetch.
 type JWKS struct {
@@ -83,18 +87,18 @@ type JWKS struct {
 func NewJWKS(cfg JWKSConfig) (*JWKS, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, fmt.Errorf("grant: JWKS URL %q is not an http(s) URL", cfg.URL)
+		return nil, fmt.Errorf("token: JWKS URL %q is not an http(s) URL", cfg.URL)
 	}
 	if u.Scheme == "http" && !cfg.AllowInsecureHTTP && !loopbackHost(u.Hostname()) {
-		return nil, fmt.Errorf("grant: JWKS URL %q: plain http is only accepted to a loopback address; use https", cfg.URL)
+		return nil, fmt.Errorf("token: JWKS URL %q: plain http is only accepted to a loopback address; use https", cfg.URL)
 	}
 	if cfg.Timeout < 0 || cfg.MinRefresh < 0 || cfg.MaxAge < 0 {
-		return nil, errors.New("grant: JWKSConfig durations must not be negative")
+		return nil, errors.New("token: JWKSConfig durations must not be negative")
 	}
 	j := &JWKS{url: u.String(), client: cfg.Client, timeout: cfg.Timeout, minRefresh: cfg.MinRefresh,
 		maxAge: cfg.MaxAge, logger: cfg.Logger, now: cfg.Now,
 		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mana_ai_grant_jwks_fetches_total",
+			Name: cmp.Or(cfg.MetricName, "mana_auth_jwks_fetches_total"),
 			Help: "Fetches of the auth server's JWKS by result (ok, error).",
 		}, []string{"result"}),
 	}
@@ -111,14 +115,14 @@ func NewJWKS(cfg JWKSConfig) (*JWKS, error) {
 		j.maxAge = DefaultJWKSMaxAge
 	}
 	if j.logger == nil {
-		j.logger = slog.New(slog.DiscardHandler)
+		j.logger = slog.Default()
 	}
 	if j.now == nil {
 		j.now = time.Now
 	}
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(j.fetches); err != nil {
-			return nil, fmt.Errorf("grant: register metrics: %w", err)
+			return nil, fmt.Errorf("token: register metrics: %w", err)
 		}
 	}
 	return j, nil
@@ -169,7 +173,7 @@ func (j *JWKS) VerifyKey(ctx context.Context, kid string) (ed25519.PublicKey, er
 		case ok:
 			return k, nil // stale, but the next refresh is not due yet
 		case lastErr != nil:
-			return nil, fmt.Errorf("grant: JWKS %s (last fetch failed, next attempt within %v): %w", j.url, j.minRefresh, lastErr)
+			return nil, fmt.Errorf("token: JWKS %s (last fetch failed, next attempt within %v): %w", j.url, j.minRefresh, lastErr)
 		default:
 			return nil, ErrUnknownKey
 		}
@@ -184,7 +188,7 @@ func (j *JWKS) VerifyKey(ctx context.Context, kid string) (ed25519.PublicKey, er
 	j.mu.Unlock()
 	if err != nil {
 		j.fetches.WithLabelValues("error").Inc()
-		j.logger.LogAttrs(ctx, slog.LevelWarn, "grant: JWKS fetch failed",
+		j.logger.LogAttrs(ctx, slog.LevelWarn, "token: JWKS fetch failed",
 			slog.String("url", j.url), slog.Bool("kid_known", ok), slog.Any("err", err))
 		if ok {
 			return k, nil // keep verifying with what we know
@@ -198,7 +202,7 @@ func (j *JWKS) VerifyKey(ctx context.Context, kid string) (ed25519.PublicKey, er
 	return nil, ErrUnknownKey
 }
 
-// jwk is the part of a JSON Web Key a grant verifier reads.
+// jwk is the part of a JSON Web Key a verifier reads.
 type jwk struct {
 	Kty string `json:"kty"`
 	Crv string `json:"crv"`
@@ -216,27 +220,27 @@ func (j *JWKS) fetch(ctx context.Context) (map[string]ed25519.PublicKey, error) 
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("grant: JWKS request: %w", err)
+		return nil, fmt.Errorf("token: JWKS request: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := j.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("grant: fetch JWKS: %w", err)
+		return nil, fmt.Errorf("token: fetch JWKS: %w", err)
 	}
 	defer func() {
 		if cerr := resp.Body.Close(); cerr != nil {
-			j.logger.LogAttrs(ctx, slog.LevelDebug, "grant: close JWKS response", slog.Any("err", cerr))
+			j.logger.LogAttrs(ctx, slog.LevelDebug, "token: close JWKS response", slog.Any("err", cerr))
 		}
 	}()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("grant: fetch JWKS: HTTP status %d", resp.StatusCode)
+		return nil, fmt.Errorf("token: fetch JWKS: HTTP status %d", resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxJWKSBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("grant: read JWKS: %w", err)
+		return nil, fmt.Errorf("token: read JWKS: %w", err)
 	}
 	if len(body) > MaxJWKSBytes {
-		return nil, fmt.Errorf("grant: JWKS larger than %d bytes", MaxJWKSBytes)
+		return nil, fmt.Errorf("token: JWKS larger than %d bytes", MaxJWKSBytes)
 	}
 	return parseJWKS(ctx, body, j.logger)
 }
@@ -250,19 +254,19 @@ func parseJWKS(ctx context.Context, body []byte, logger *slog.Logger) (map[strin
 		Keys []jwk `json:"keys"`
 	}
 	if err := json.Unmarshal(body, &set); err != nil {
-		return nil, fmt.Errorf("grant: JWKS is not a JSON key set: %w", err)
+		return nil, fmt.Errorf("token: JWKS is not a JSON key set: %w", err)
 	}
 	keys := make(map[string]ed25519.PublicKey, len(set.Keys))
 	dropped := map[string]bool{}
 	for i, k := range set.Keys {
 		if k.Kty != "OKP" || k.Crv != "Ed25519" || (k.Use != "" && k.Use != "sig") || (k.Alg != "" && k.Alg != "EdDSA" && k.Alg != "Ed25519") {
-			logger.LogAttrs(ctx, slog.LevelDebug, "grant: JWKS key skipped (not an Ed25519 signature key)",
+			logger.LogAttrs(ctx, slog.LevelDebug, "token: JWKS key skipped (not an Ed25519 signature key)",
 				slog.Int("index", i), slog.String("kty", k.Kty), slog.String("crv", k.Crv), slog.String("kid", k.Kid))
 			continue
 		}
 		x, err := base64.RawURLEncoding.DecodeString(k.X)
 		if err != nil || len(x) != ed25519.PublicKeySize || !validKID(k.Kid) {
-			logger.LogAttrs(ctx, slog.LevelWarn, "grant: JWKS key skipped (malformed Ed25519 key or kid)",
+			logger.LogAttrs(ctx, slog.LevelWarn, "token: JWKS key skipped (malformed Ed25519 key or kid)",
 				slog.Int("index", i), slog.String("kid", k.Kid))
 			continue
 		}
@@ -271,7 +275,7 @@ func parseJWKS(ctx context.Context, body []byte, logger *slog.Logger) (map[strin
 		}
 		if have, dup := keys[k.Kid]; dup {
 			if !have.Equal(ed25519.PublicKey(x)) {
-				logger.LogAttrs(ctx, slog.LevelWarn, "grant: JWKS kid held by two different keys; both skipped",
+				logger.LogAttrs(ctx, slog.LevelWarn, "token: JWKS kid held by two different keys; both skipped",
 					slog.String("kid", k.Kid))
 				delete(keys, k.Kid)
 				dropped[k.Kid] = true
@@ -281,7 +285,7 @@ func parseJWKS(ctx context.Context, body []byte, logger *slog.Logger) (map[strin
 		keys[k.Kid] = ed25519.PublicKey(x)
 	}
 	if len(keys) == 0 {
-		return nil, errors.New("grant: JWKS holds no usable Ed25519 signature key")
+		return nil, errors.New("token: JWKS holds no usable Ed25519 signature key")
 	}
 	return keys, nil
 }

@@ -1,4 +1,4 @@
-package manaauth
+package token
 
 import (
 	"crypto/ed25519"

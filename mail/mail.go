@@ -1,4 +1,4 @@
-package manaauth
+package mail
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"html"
 	"log/slog"
-	"net/mail"
+	netmail "net/mail"
 	"net/url"
 	"regexp"
 	"strings"
@@ -40,7 +40,7 @@ type Mailer interface {
 }
 
 var (
-	_ Mailer = (*SMTPMailer)(nil)
+	_ Mailer = (*SMTP)(nil)
 	_ Mailer = LogMailer{}
 )
 
@@ -50,14 +50,14 @@ var (
 // DEVELOPMENT ONLY. The logged links carry live single-use tokens
 // (verification, password reset, email change, invitation): anyone who can
 // read the log can take over the account the mail was meant for. Never use
-// LogMailer where real users sign up; configure an SMTPMailer instead.
+// LogMailer where real users sign up; configure an SMTP instead.
 //
 // A nil Logger logs to slog.Default().
 type LogMailer struct {
 	Logger *slog.Logger
 }
 
-// Send validates m like SMTPMailer does (INTERNAL on a bad To or Subject)
+// Send validates m like SMTP does (INTERNAL on a bad To or Subject)
 // and logs "mail not sent (development mailer)" with to, subject and links.
 // No other part of the body is logged.
 func (m LogMailer) Send(ctx context.Context, msg Message) error {
@@ -96,12 +96,12 @@ func mailValidate(msg Message) error {
 		problem = "text body is empty"
 	}
 	if problem == "" {
-		if _, err := mail.ParseAddress(msg.To); err != nil {
-			return autherr.Wrap(autherr.Internal, fmt.Errorf("manaauth: mail: invalid recipient: %w", err), "")
+		if _, err := netmail.ParseAddress(msg.To); err != nil {
+			return autherr.Wrap(autherr.Internal, fmt.Errorf("mail: mail: invalid recipient: %w", err), "")
 		}
 		return nil
 	}
-	return autherr.Wrap(autherr.Internal, errors.New("manaauth: mail: "+problem), "")
+	return autherr.Wrap(autherr.Internal, errors.New("mail: mail: "+problem), "")
 }
 
 // mailHasControl reports whether s holds a control character (CR, LF, NUL,
@@ -128,7 +128,7 @@ type Links struct {
 // is nil: a link without a base would send users nowhere.
 func (l Links) URL(path, token string) string {
 	if l.BaseURL == nil {
-		panic("manaauth: Links.BaseURL is nil")
+		panic("mail: Links.BaseURL is nil")
 	}
 	u := l.BaseURL.JoinPath(path)
 	u.User = nil
@@ -147,9 +147,9 @@ const (
 	mailPathInvitation = "accept-invitation"
 )
 
-// VerificationMail is the mail that confirms a new account's address; its one
+// Verification is the mail that confirms a new account's address; its one
 // link is <base>/verify-email?token=<token>.
-func VerificationMail(l Links, to, token string, ttl time.Duration) Message {
+func Verification(l Links, to, token string, ttl time.Duration) Message {
 	return mailCompose(to, "Confirm your email address", mailBody{
 		intro:  "Please confirm your email address by opening this link:",
 		button: "Confirm email address",
@@ -159,9 +159,9 @@ func VerificationMail(l Links, to, token string, ttl time.Duration) Message {
 	})
 }
 
-// PasswordResetMail is the mail that lets a user set a new password; its one
+// PasswordReset is the mail that lets a user set a new password; its one
 // link is <base>/reset-password?token=<token>.
-func PasswordResetMail(l Links, to, token string, ttl time.Duration) Message {
+func PasswordReset(l Links, to, token string, ttl time.Duration) Message {
 	return mailCompose(to, "Reset your password", mailBody{
 		intro:  "Someone asked to reset the password of your account. To choose a new password, open this link:",
 		button: "Reset password",
@@ -171,9 +171,9 @@ func PasswordResetMail(l Links, to, token string, ttl time.Duration) Message {
 	})
 }
 
-// EmailChangeMail goes to the new address of an email change; its one link is
+// EmailChange goes to the new address of an email change; its one link is
 // <base>/confirm-email-change?token=<token>.
-func EmailChangeMail(l Links, to, token string, ttl time.Duration) Message {
+func EmailChange(l Links, to, token string, ttl time.Duration) Message {
 	return mailCompose(to, "Confirm your new email address", mailBody{
 		intro:  "Please confirm that this is the new email address of your account by opening this link:",
 		button: "Confirm new email address",
@@ -183,13 +183,13 @@ func EmailChangeMail(l Links, to, token string, ttl time.Duration) Message {
 	})
 }
 
-// InvitationMail invites to into a space; its one link is
+// Invitation invites to into a space; its one link is
 // <base>/accept-invitation?token=<token>. spaceName and inviter are
 // user-chosen: control and bidirectional-override characters are removed,
 // runs of white space collapsed, each cut to 80 characters, and the HTML
 // part escapes them. They are still shown as written, so the service that
 // accepts space and user names should refuse names that look like links.
-func InvitationMail(l Links, to, spaceName, inviter, token string, ttl time.Duration) Message {
+func Invitation(l Links, to, spaceName, inviter, token string, ttl time.Duration) Message {
 	space := mailCleanName(spaceName, "a space")
 	who := mailCleanName(inviter, "Someone")
 	return mailCompose(to, who+" invited you to “"+space+"”", mailBody{

@@ -1,4 +1,4 @@
-package manaauth
+package password
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 	"github.com/mana-how/mana-auth/autherr"
 )
 
-// PasswordParams are the argon2id parameters of new password hashes. A zero
+// Params are the argon2id parameters of new password hashes. A zero
 // field takes its default: Memory 19*1024 KiB (19 MiB), Time 2, Threads 1,
 // SaltLen 16 bytes, KeyLen 32 bytes — the OWASP recommendation, equivalent
 // to ASVS 5.0's m=46 MiB, t=1, p=1 (which is also accepted: set Memory
@@ -27,7 +27,7 @@ import (
 // Raising a parameter later is safe: hashes made with other parameters
 // still verify, and Verify reports needsRehash so the caller can store a
 // new hash on the next successful login.
-type PasswordParams struct {
+type Params struct {
 	Memory  uint32 // KiB
 	Time    uint32 // passes over memory
 	Threads uint8  // lanes
@@ -37,8 +37,8 @@ type PasswordParams struct {
 
 // HasherConfig configures NewHasher. Every zero value means its default.
 type HasherConfig struct {
-	// Params are the parameters of new hashes (see PasswordParams).
-	Params PasswordParams
+	// Params are the parameters of new hashes (see Params).
+	Params Params
 	// MaxConcurrent bounds the argon2id computations running at once, so
 	// memory stays at most MaxConcurrent*Params.Memory however many logins
 	// arrive together. Default runtime.GOMAXPROCS(0).
@@ -55,14 +55,14 @@ type HasherConfig struct {
 // running at most MaxConcurrent computations at once. It is safe for
 // concurrent use.
 type Hasher struct {
-	params  PasswordParams
+	params  Params
 	slots   chan struct{} // a semaphore: one token per running computation
 	maxWait time.Duration
 	rand    io.Reader
 	dummy   string // a hash of a random password, made with params by NewHasher
 
 	// derive computes the argon2id key; tests wrap it to observe concurrency.
-	derive func(password, salt []byte, p PasswordParams) []byte
+	derive func(password, salt []byte, p Params) []byte
 }
 
 const (
@@ -89,7 +89,7 @@ const (
 )
 
 // pwWithDefaults fills zero fields with their defaults.
-func (p PasswordParams) pwWithDefaults() PasswordParams {
+func (p Params) pwWithDefaults() Params {
 	if p.Memory == 0 {
 		p.Memory = pwDefaultMemory
 	}
@@ -110,7 +110,7 @@ func (p PasswordParams) pwWithDefaults() PasswordParams {
 
 // pwValidate checks complete parameters (after defaults) against argon2's
 // rules and the sanity bounds.
-func (p PasswordParams) pwValidate() error {
+func (p Params) pwValidate() error {
 	switch {
 	case p.Threads < 1:
 		return errors.New("threads must be at least 1")
@@ -137,13 +137,13 @@ func (p PasswordParams) pwValidate() error {
 func NewHasher(cfg HasherConfig) (*Hasher, error) {
 	p := cfg.Params.pwWithDefaults()
 	if err := p.pwValidate(); err != nil {
-		return nil, fmt.Errorf("manaauth: hasher config: params: %w", err)
+		return nil, fmt.Errorf("password: hasher config: params: %w", err)
 	}
 	if cfg.MaxConcurrent < 0 {
-		return nil, fmt.Errorf("manaauth: hasher config: MaxConcurrent %d is negative", cfg.MaxConcurrent)
+		return nil, fmt.Errorf("password: hasher config: MaxConcurrent %d is negative", cfg.MaxConcurrent)
 	}
 	if cfg.MaxWait < 0 {
-		return nil, fmt.Errorf("manaauth: hasher config: MaxWait %v is negative", cfg.MaxWait)
+		return nil, fmt.Errorf("password: hasher config: MaxWait %v is negative", cfg.MaxWait)
 	}
 	n := cfg.MaxConcurrent
 	if n == 0 {
@@ -166,11 +166,11 @@ func NewHasher(cfg HasherConfig) (*Hasher, error) {
 	}
 	secret := make([]byte, 32)
 	if _, err := io.ReadFull(r, secret); err != nil {
-		return nil, fmt.Errorf("manaauth: hasher: dummy password: %w", err)
+		return nil, fmt.Errorf("password: hasher: dummy password: %w", err)
 	}
 	dummy, err := h.pwHash(secret)
 	if err != nil {
-		return nil, fmt.Errorf("manaauth: hasher: dummy hash: %w", err)
+		return nil, fmt.Errorf("password: hasher: dummy hash: %w", err)
 	}
 	h.dummy = dummy
 	return h, nil
@@ -179,7 +179,7 @@ func NewHasher(cfg HasherConfig) (*Hasher, error) {
 // Hash returns password's argon2id hash in PHC string form, e.g.
 // "$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>" (salt and hash in
 // unpadded standard base64), with a fresh random salt. The password is
-// hashed exactly as given; apply PasswordPolicy.Check first.
+// hashed exactly as given; apply Policy.Check first.
 //
 // Errors: SERVICE_UNAVAILABLE (an *autherr.Error with RemainingSeconds 1)
 // when no slot frees up within MaxWait; ctx's error (which classifies as
@@ -188,12 +188,12 @@ func NewHasher(cfg HasherConfig) (*Hasher, error) {
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	release, err := h.pwAcquire(ctx)
 	if err != nil {
-		return "", fmt.Errorf("manaauth: hash password: %w", err)
+		return "", fmt.Errorf("password: hash password: %w", err)
 	}
 	defer release()
 	phc, err := h.pwHash([]byte(password))
 	if err != nil {
-		return "", autherr.Wrap(autherr.Internal, fmt.Errorf("manaauth: hash password: %w", err), "")
+		return "", autherr.Wrap(autherr.Internal, fmt.Errorf("password: hash password: %w", err), "")
 	}
 	return phc, nil
 }
@@ -227,11 +227,11 @@ func (h *Hasher) pwHash(password []byte) (string, error) {
 func (h *Hasher) Verify(ctx context.Context, password, phc string) (ok, needsRehash bool, err error) {
 	stored, err := pwParsePHC(phc)
 	if err != nil {
-		return false, false, autherr.Wrap(autherr.Internal, fmt.Errorf("manaauth: verify password: stored hash: %w", err), "")
+		return false, false, autherr.Wrap(autherr.Internal, fmt.Errorf("password: verify password: stored hash: %w", err), "")
 	}
 	release, err := h.pwAcquire(ctx)
 	if err != nil {
-		return false, false, fmt.Errorf("manaauth: verify password: %w", err)
+		return false, false, fmt.Errorf("password: verify password: %w", err)
 	}
 	defer release()
 	key := h.derive([]byte(password), stored.salt, stored.params)
@@ -283,20 +283,20 @@ func (h *Hasher) pwAcquire(ctx context.Context) (release func(), err error) {
 	}
 }
 
-func pwArgon2id(password, salt []byte, p PasswordParams) []byte {
+func pwArgon2id(password, salt []byte, p Params) []byte {
 	return argon2.IDKey(password, salt, p.Time, p.Memory, p.Threads, p.KeyLen)
 }
 
 // pwPHC is a parsed argon2id PHC string. params.SaltLen and params.KeyLen
 // are the lengths of salt and key.
 type pwPHC struct {
-	params PasswordParams
+	params Params
 	salt   []byte
 	key    []byte
 }
 
 // pwEncodePHC formats "$argon2id$v=19$m=M,t=T,p=P$salt$key".
-func pwEncodePHC(p PasswordParams, salt, key []byte) string {
+func pwEncodePHC(p Params, salt, key []byte) string {
 	b64 := base64.RawStdEncoding
 	var sb strings.Builder
 	sb.Grow(40 + b64.EncodedLen(len(salt)) + b64.EncodedLen(len(key)))
@@ -345,7 +345,7 @@ func pwParsePHC(s string) (pwPHC, error) {
 	if v, err := pwParseDecimal(version); err != nil || v != pwVersion {
 		return pwPHC{}, errors.New("unsupported version")
 	}
-	var p PasswordParams
+	var p Params
 	fields := strings.Split(parts[3], ",")
 	if len(fields) != 3 {
 		return pwPHC{}, errors.New("parameters: want m, t, p")

@@ -1,4 +1,4 @@
-package manaauth
+package password
 
 import (
 	_ "embed"
@@ -10,7 +10,7 @@ import (
 	"github.com/mana-how/mana-auth/autherr"
 )
 
-// PasswordPolicy decides which new passwords are acceptable, following
+// Policy decides which new passwords are acceptable, following
 // NIST SP 800-63B-4 and OWASP ASVS 5.0: a length range counted in Unicode
 // code points, no composition rules (no "one digit, one symbol"), and a
 // blocklist of common passwords and of the account's own email local part.
@@ -19,7 +19,7 @@ import (
 // Apply Check to every new password: on register, change-password and
 // reset-password. Login checks only TooLong, before any hashing: passwords
 // set under an older, weaker policy must still sign in.
-type PasswordPolicy struct {
+type Policy struct {
 	// MinLength is the minimum length in code points. Default 8, the
 	// least NIST allows; 15 is recommended when the password is the only
 	// authenticator of the account (NIST SP 800-63B-4 §3.1.1.2).
@@ -39,7 +39,7 @@ const (
 	pwMinLocalPart     = 3    // shorter email local parts are not checked (see Check)
 )
 
-// The reasons PasswordPolicy.Check gives in Details["reason"].
+// The reasons Policy.Check gives in Details["reason"].
 const (
 	pwReasonTooShort      = "too_short"
 	pwReasonTooLong       = "too_long"
@@ -49,7 +49,7 @@ const (
 )
 
 // pwLimits returns the effective minimum and maximum, defaults filled in.
-func (p PasswordPolicy) pwLimits() (minLen, maxLen int) {
+func (p Policy) pwLimits() (minLen, maxLen int) {
 	minLen, maxLen = p.MinLength, p.MaxLength
 	if minLen == 0 {
 		minLen = pwDefaultMinLength
@@ -64,17 +64,17 @@ func (p PasswordPolicy) pwLimits() (minLen, maxLen int) {
 // at least 8; MaxLength 0 (default) or between 64 and 1024; the minimum
 // not above the maximum. Call it where the policy is configured; Check
 // answers INTERNAL for a policy that fails it.
-func (p PasswordPolicy) Validate() error {
+func (p Policy) Validate() error {
 	minLen, maxLen := p.pwLimits()
 	switch {
 	case minLen < pwFloorMinLength:
-		return fmt.Errorf("manaauth: password policy: MinLength %d below %d", minLen, pwFloorMinLength)
+		return fmt.Errorf("password: password policy: MinLength %d below %d", minLen, pwFloorMinLength)
 	case maxLen < pwFloorMaxLength:
-		return fmt.Errorf("manaauth: password policy: MaxLength %d below %d", maxLen, pwFloorMaxLength)
+		return fmt.Errorf("password: password policy: MaxLength %d below %d", maxLen, pwFloorMaxLength)
 	case maxLen > pwMaxBytes:
-		return fmt.Errorf("manaauth: password policy: MaxLength %d above %d", maxLen, pwMaxBytes)
+		return fmt.Errorf("password: password policy: MaxLength %d above %d", maxLen, pwMaxBytes)
 	case minLen > maxLen:
-		return fmt.Errorf("manaauth: password policy: MinLength %d above MaxLength %d", minLen, maxLen)
+		return fmt.Errorf("password: password policy: MinLength %d above MaxLength %d", minLen, maxLen)
 	}
 	return nil
 }
@@ -85,7 +85,7 @@ func (p PasswordPolicy) Validate() error {
 // password, so login can refuse absurd inputs before spending an argon2id
 // computation on them. For a policy that fails Validate it uses MaxLength
 // clamped to [64, 1024].
-func (p PasswordPolicy) TooLong(password string) bool {
+func (p Policy) TooLong(password string) bool {
 	if len(password) > pwMaxBytes {
 		return true
 	}
@@ -117,7 +117,7 @@ func (p PasswordPolicy) TooLong(password string) bool {
 // Nothing else is refused: all printable characters, spaces and emoji are
 // allowed, and the password is not trimmed or normalised. A policy that
 // fails Validate answers INTERNAL. The details never quote the password.
-func (p PasswordPolicy) Check(password, email string) error {
+func (p Policy) Check(password, email string) error {
 	if err := p.Validate(); err != nil {
 		return autherr.Wrap(autherr.Internal, err, "")
 	}

@@ -1,4 +1,4 @@
-package manaauth
+package password
 
 import (
 	"testing"
@@ -36,7 +36,7 @@ func BenchmarkPasswordVerify(b *testing.B) {
 // BenchmarkPasswordPolicyCheck measures the policy on an accepted password
 // (every rule runs, including the common-list lookup).
 func BenchmarkPasswordPolicyCheck(b *testing.B) {
-	p := PasswordPolicy{}
+	p := Policy{}
 	_ = pwCommonSet() // build the set outside the timed loop
 	b.ReportAllocs()
 	for b.Loop() {

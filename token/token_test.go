@@ -1,4 +1,4 @@
-package manaauth
+package token
 
 import (
 	"bytes"
@@ -71,9 +71,9 @@ func tokPub(k SigningKey) ed25519.PublicKey { return k.Private.Public().(ed25519
 
 // tokNew builds Tokens with the test issuer and audience, signing key 1 and
 // the clock; edit adjusts the config.
-func tokNew(tb testing.TB, clock *tokClock, edit func(*TokenConfig)) *Tokens {
+func tokNew(tb testing.TB, clock *tokClock, edit func(*Config)) *Tokens {
 	tb.Helper()
-	cfg := TokenConfig{
+	cfg := Config{
 		Issuer:   tokTestIssuer,
 		Audience: tokTestAudience,
 		Signing:  tokTestKey(tb, 1),
@@ -82,7 +82,7 @@ func tokNew(tb testing.TB, clock *tokClock, edit func(*TokenConfig)) *Tokens {
 	if edit != nil {
 		edit(&cfg)
 	}
-	tk, err := NewTokens(cfg)
+	tk, err := New(cfg)
 	require.NoError(tb, err)
 	return tk
 }
@@ -202,7 +202,7 @@ func TestTokenRoundTrip(t *testing.T) {
 
 func TestTokenTTLAndKidConfig(t *testing.T) {
 	clock := tokNewClock()
-	tk := tokNew(t, clock, func(c *TokenConfig) {
+	tk := tokNew(t, clock, func(c *Config) {
 		c.TTL = time.Hour
 		c.Signing.ID = "2030-01"
 	})
@@ -234,11 +234,11 @@ func TestTokenIssueRefusesNilIDs(t *testing.T) {
 func TestTokenRotation(t *testing.T) {
 	clock := tokNewClock()
 	oldKey, newKey := tokTestKey(t, 1), tokTestKey(t, 2)
-	oldTokens := tokNew(t, clock, func(c *TokenConfig) { c.Signing = oldKey })
+	oldTokens := tokNew(t, clock, func(c *Config) { c.Signing = oldKey })
 	oldToken, _, err := oldTokens.Issue(uuid.New(), "a@b.test", uuid.New())
 	require.NoError(t, err)
 
-	rotated := tokNew(t, clock, func(c *TokenConfig) {
+	rotated := tokNew(t, clock, func(c *Config) {
 		c.Signing = newKey
 		c.Verify = []VerifyKey{{ID: oldKey.ID, Public: tokPub(oldKey)}}
 	})
@@ -251,14 +251,14 @@ func TestTokenRotation(t *testing.T) {
 
 	// An empty VerifyKey.ID defaults to the thumbprint, which is the kid
 	// the old key signed with.
-	rotatedNoID := tokNew(t, clock, func(c *TokenConfig) {
+	rotatedNoID := tokNew(t, clock, func(c *Config) {
 		c.Signing = newKey
 		c.Verify = []VerifyKey{{Public: tokPub(oldKey)}}
 	})
 	_, err = rotatedNoID.Verify(oldToken)
 	require.NoError(t, err)
 
-	done := tokNew(t, clock, func(c *TokenConfig) { c.Signing = newKey })
+	done := tokNew(t, clock, func(c *Config) { c.Signing = newKey })
 	c, err := done.Verify(oldToken)
 	tokRequireCode(t, autherr.TokenInvalid, c, err, oldToken)
 	_, err = done.Verify(newToken)
@@ -494,7 +494,7 @@ func TestTokenExpiry(t *testing.T) {
 
 	// A custom leeway is honoured.
 	clock.Set(issued)
-	strict := tokNew(t, clock, func(c *TokenConfig) { c.Leeway = time.Second })
+	strict := tokNew(t, clock, func(c *Config) { c.Leeway = time.Second })
 	token, exp, err = strict.Issue(uuid.New(), "a@b.test", uuid.New())
 	require.NoError(t, err)
 	clock.Set(exp.Add(time.Second))
@@ -519,8 +519,8 @@ func TestTokenAudienceList(t *testing.T) {
 }
 
 func TestNewTokensConfig(t *testing.T) {
-	good := func() TokenConfig {
-		return TokenConfig{Issuer: tokTestIssuer, Audience: tokTestAudience, Signing: tokTestKey(t, 1)}
+	good := func() Config {
+		return Config{Issuer: tokTestIssuer, Audience: tokTestAudience, Signing: tokTestKey(t, 1)}
 	}
 	key2 := tokTestKey(t, 2)
 	broken := tokTestKey(t, 3)
@@ -529,24 +529,24 @@ func TestNewTokensConfig(t *testing.T) {
 
 	for _, tc := range []struct {
 		name string
-		edit func(*TokenConfig)
+		edit func(*Config)
 	}{
-		{"no_issuer", func(c *TokenConfig) { c.Issuer = "" }},
-		{"no_audience", func(c *TokenConfig) { c.Audience = "" }},
-		{"no_signing_key", func(c *TokenConfig) { c.Signing = SigningKey{} }},
-		{"short_signing_key", func(c *TokenConfig) { c.Signing.Private = c.Signing.Private[:32] }},
-		{"inconsistent_signing_key", func(c *TokenConfig) { c.Signing = broken }},
-		{"negative_ttl", func(c *TokenConfig) { c.TTL = -time.Second }},
-		{"negative_leeway", func(c *TokenConfig) { c.Leeway = -time.Second }},
-		{"short_verify_key", func(c *TokenConfig) { c.Verify = []VerifyKey{{ID: "v", Public: make([]byte, 31)}} }},
-		{"kid_clash", func(c *TokenConfig) {
+		{"no_issuer", func(c *Config) { c.Issuer = "" }},
+		{"no_audience", func(c *Config) { c.Audience = "" }},
+		{"no_signing_key", func(c *Config) { c.Signing = SigningKey{} }},
+		{"short_signing_key", func(c *Config) { c.Signing.Private = c.Signing.Private[:32] }},
+		{"inconsistent_signing_key", func(c *Config) { c.Signing = broken }},
+		{"negative_ttl", func(c *Config) { c.TTL = -time.Second }},
+		{"negative_leeway", func(c *Config) { c.Leeway = -time.Second }},
+		{"short_verify_key", func(c *Config) { c.Verify = []VerifyKey{{ID: "v", Public: make([]byte, 31)}} }},
+		{"kid_clash", func(c *Config) {
 			c.Verify = []VerifyKey{{ID: c.Signing.ID, Public: tokPub(key2)}}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := good()
 			tc.edit(&cfg)
-			tk, err := NewTokens(cfg)
+			tk, err := New(cfg)
 			require.Error(t, err)
 			require.Nil(t, tk)
 		})
@@ -555,7 +555,7 @@ func TestNewTokensConfig(t *testing.T) {
 	t.Run("defaults", func(t *testing.T) {
 		cfg := good()
 		cfg.Signing.ID = ""
-		tk, err := NewTokens(cfg)
+		tk, err := New(cfg)
 		require.NoError(t, err)
 		assert.Equal(t, 15*time.Minute, tk.ttl)
 		assert.Equal(t, 30*time.Second, tk.leeway)
@@ -565,7 +565,7 @@ func TestNewTokensConfig(t *testing.T) {
 	t.Run("same_key_listed_twice_is_harmless", func(t *testing.T) {
 		cfg := good()
 		cfg.Verify = []VerifyKey{{ID: cfg.Signing.ID, Public: tokPub(cfg.Signing)}}
-		tk, err := NewTokens(cfg)
+		tk, err := New(cfg)
 		require.NoError(t, err)
 		var set tokJWKS
 		require.NoError(t, json.Unmarshal(tk.jwks, &set))
@@ -573,7 +573,7 @@ func TestNewTokensConfig(t *testing.T) {
 	})
 	t.Run("config_key_is_copied", func(t *testing.T) {
 		cfg := good()
-		tk, err := NewTokens(cfg)
+		tk, err := New(cfg)
 		require.NoError(t, err)
 		clear(cfg.Signing.Private) // the caller wipes its copy
 		token, _, err := tk.Issue(uuid.New(), "a@b.test", uuid.New())
@@ -679,7 +679,7 @@ func TestTokenSigningKeyPEM(t *testing.T) {
 // returned its internal slice, a caller could overwrite a trusted key.
 func TestTokenSignAndPublicKey(t *testing.T) {
 	oldKey := tokTestKey(t, 7)
-	tk := tokNew(t, tokNewClock(), func(c *TokenConfig) {
+	tk := tokNew(t, tokNewClock(), func(c *Config) {
 		c.Verify = []VerifyKey{{ID: "old", Public: tokPub(oldKey)}}
 	})
 	msg := []byte("mana-ai-mission-grant/v1|u|m|1700000000|salt|wrapped")
@@ -708,7 +708,7 @@ func TestTokenSignAndPublicKey(t *testing.T) {
 // reject tokens of the previous key during a rotation.
 func TestJWKSHandler(t *testing.T) {
 	signing, old := tokTestKey(t, 1), tokTestKey(t, 2)
-	tk := tokNew(t, tokNewClock(), func(c *TokenConfig) {
+	tk := tokNew(t, tokNewClock(), func(c *Config) {
 		c.Verify = []VerifyKey{{ID: "old-key", Public: tokPub(old)}}
 	})
 	h := tk.JWKSHandler()

@@ -83,7 +83,7 @@ type Config struct {
 	// normally as the runtime role; required.
 	Pool *pgxpool.Pool
 	// Logger receives the singletons Reconcile had to insert (INFO: one
-	// was missing); nil discards.
+	// was missing); nil: slog.Default().
 	Logger *slog.Logger
 	Now    func() time.Time // created_at and field_meta stamps; nil: time.Now
 }
@@ -104,7 +104,7 @@ func New(cfg Config) (*Bootstrapper, error) {
 	}
 	b := &Bootstrapper{pool: cfg.Pool, logger: cfg.Logger, cfgLogger: cfg.Logger, now: cfg.Now}
 	if b.logger == nil {
-		b.logger = slog.New(slog.DiscardHandler)
+		b.logger = slog.Default()
 	}
 	if b.now == nil {
 		b.now = time.Now

@@ -9,22 +9,20 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/token"
 	"github.com/mana-how/mana-auth/web"
 )
 
 // HandlerOptions configure NewHandler.
 type HandlerOptions struct {
-	// UserFromRequest returns the authenticated user of r; required. Its
-	// error is answered as is (an *autherr.Error such as UNAUTHORIZED); a
-	// nil user with a nil error is answered UNAUTHORIZED. A host using
-	// manaauth wraps the handler in token.Middleware and passes a
-	// function built on token.ClaimsFromContext.
+	// UserFromRequest returns the authenticated user of r; nil means
+	// token.UserFromRequest (the handler sits behind token.Middleware). Its
+	// error is answered as is (an *autherr.Error such as UNAUTHORIZED).
 	UserFromRequest func(*http.Request) (uuid.UUID, error)
 	Logger          *slog.Logger // nil: the issuer's logger
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed
@@ -56,13 +54,13 @@ func NewHandler(iss *Issuer, opts HandlerOptions) (*Handler, error) {
 		return nil, errors.New("grant: NewHandler: nil *Issuer")
 	}
 	if opts.UserFromRequest == nil {
-		return nil, errors.New("grant: HandlerOptions.UserFromRequest is required")
+		opts.UserFromRequest = token.UserFromRequest
 	}
 	if opts.Logger == nil {
 		opts.Logger = iss.logger
 	}
 	h := &Handler{iss: iss, opts: opts}
-	h.serve = web.Handle(autherr.Writer{Logger: opts.Logger, Observe: opts.Observe}, h.issue)
+	h.serve = web.NoStore(web.Handle(autherr.Writer{Logger: opts.Logger, Observe: opts.Observe}, h.issue))
 	return h, nil
 }
 
@@ -70,10 +68,7 @@ func NewHandler(iss *Issuer, opts HandlerOptions) (*Handler, error) {
 // point.
 func (h *Handler) Routes() []string { return []string{"POST /"} }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	h.serve.ServeHTTP(w, r)
-}
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve.ServeHTTP(w, r) }
 
 // issueRequest is the body {missionId, ttlSeconds?}.
 type issueRequest struct {
@@ -153,12 +148,8 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request) error {
 	if err := web.Decode(w, r, &req); err != nil {
 		return err
 	}
-	ua := r.UserAgent()
-	if len(ua) > 512 {
-		ua = strings.ToValidUTF8(ua[:512], "")
-	}
 	g, err := h.iss.Issue(r.Context(), Request{UserID: userID, MissionID: req.MissionID, TTL: req.ttl,
-		IP: web.ClientIP(r, h.opts.TrustedProxies), UserAgent: ua})
+		IP: web.ClientIP(r, h.opts.TrustedProxies), UserAgent: web.UserAgent(r)})
 	if err != nil {
 		return err
 	}

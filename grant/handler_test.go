@@ -210,8 +210,14 @@ func TestNewHandlerValidates(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	_, err := grant.NewHandler(nil, grant.HandlerOptions{UserFromRequest: userFromHeader})
 	assert.Error(t, err)
-	_, err = grant.NewHandler(f.issuer, grant.HandlerOptions{})
-	assert.Error(t, err)
+	// Without UserFromRequest the user comes from token.Middleware's
+	// claims: a request that did not pass it is refused.
+	h, err := grant.NewHandler(f.issuer, grant.HandlerOptions{})
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/", strings.NewReader(`{"missionId":"m-1"}`)))
+	assert.Equal(t, http.StatusUnauthorized, rec.Code, "%s", rec.Body)
+	assert.Contains(t, rec.Body.String(), `"UNAUTHORIZED"`)
 }
 
 // TestHandlerBodyNeverLogsKeys: the handler's log holds no key bytes.

@@ -95,7 +95,7 @@ type IssuerConfig struct {
 	Signer       Signer    // required
 	// Events receives one GRANT_ISSUED event per grant; nil records none.
 	Events EventLogger
-	Logger *slog.Logger     // nil discards
+	Logger *slog.Logger     // nil: slog.Default()
 	Now    func() time.Time // nil: time.Now
 	Rand   io.Reader        // salts and OAEP; nil: crypto/rand
 	// Registerer receives mana_auth_grants_issued_total; nil leaves it
@@ -147,7 +147,7 @@ func NewIssuer(cfg IssuerConfig) (*Issuer, error) {
 		}
 	}
 	if i.logger == nil {
-		i.logger = slog.New(slog.DiscardHandler)
+		i.logger = slog.Default()
 	}
 	if i.now == nil {
 		i.now = time.Now

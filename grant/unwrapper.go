@@ -161,7 +161,7 @@ type UnwrapperConfig struct {
 	Keys VerifyKeys
 	// Auditor, when set, records every attempt.
 	Auditor Auditor
-	Logger  *slog.Logger     // nil discards
+	Logger  *slog.Logger     // nil: slog.Default()
 	Now     func() time.Time // nil: time.Now
 	// Registerer receives mana_ai_grant_unwraps_total{outcome,reason} and
 	// mana_ai_grant_audit_failures_total; nil leaves them unregistered.
@@ -219,7 +219,7 @@ func NewUnwrapper(cfg UnwrapperConfig) (*Unwrapper, error) {
 		return nil, errors.New("grant: UnwrapperConfig.Keys is required: grant signatures are always verified (give the auth server's signing public keys or its JWKS URL)")
 	}
 	if u.logger == nil {
-		u.logger = slog.New(slog.DiscardHandler)
+		u.logger = slog.Default()
 	}
 	if u.now == nil {
 		u.now = time.Now

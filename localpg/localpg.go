@@ -55,7 +55,7 @@ type Options struct {
 	NoCluster bool
 	// NoContainer skips testcontainers-go.
 	NoContainer bool
-	// Logger receives progress lines; nil discards them.
+	// Logger receives progress lines; nil: slog.Default().
 	Logger *slog.Logger
 }
 
@@ -150,7 +150,7 @@ func Find(ctx context.Context, opts Options) (*Server, error) {
 func find(ctx context.Context, opts Options, binGlobs []string) (*Server, error) {
 	log := opts.Logger
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = slog.Default()
 	}
 
 	if opts.EnvVar != "" {

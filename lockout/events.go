@@ -82,7 +82,7 @@ type Event struct {
 // EventsConfig configures Events.
 type EventsConfig struct {
 	Pool   *pgxpool.Pool // required
-	Logger *slog.Logger  // nil discards
+	Logger *slog.Logger  // nil: slog.Default()
 	Now    func() time.Time
 	// Registerer receives the counter mana_auth_security_event_failures_total;
 	// nil leaves it unregistered (still counted, see Failures).
@@ -108,7 +108,7 @@ func NewEvents(cfg EventsConfig) (*Events, error) {
 			Help: "Security events that could not be written (each logged at warn with its cause).",
 		})}
 	if e.logger == nil {
-		e.logger = slog.New(slog.DiscardHandler)
+		e.logger = slog.Default()
 	}
 	if e.now == nil {
 		e.now = time.Now

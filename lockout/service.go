@@ -84,7 +84,7 @@ func New(cfg Config) (*Service, error) {
 		s.now = time.Now
 	}
 	if s.logger == nil {
-		s.logger = slog.New(slog.DiscardHandler)
+		s.logger = slog.Default()
 	}
 	return s, nil
 }

@@ -79,11 +79,7 @@ func NewHandler(svc *Service, opts HandlerOptions) *Handler {
 }
 
 func (a *authHandler) client(r *http.Request) Client {
-	ua := r.UserAgent()
-	if len(ua) > 512 {
-		ua = ua[:512]
-	}
-	return Client{IP: web.ClientIP(r, a.opts.TrustedProxies), UserAgent: ua}
+	return Client{IP: web.ClientIP(r, a.opts.TrustedProxies), UserAgent: web.UserAgent(r)}
 }
 
 // limitIP applies the per-IP limit before the handler runs.

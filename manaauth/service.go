@@ -141,16 +141,10 @@ func New(cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("manaauth: %w", err)
 		}
 	}
-	if s.hookFailures, err = metrics.CounterVec(cfg.Registerer, prometheus.CounterOpts{
-		Name: "mana_auth_hook_failures_total",
-		Help: "Account hooks that failed after their action committed (each logged at warn).",
-	}, "hook"); err != nil {
+	if s.hookFailures, err = metrics.HookFailures(cfg.Registerer); err != nil {
 		return nil, fmt.Errorf("manaauth: %w", err)
 	}
-	mailFailures, err := metrics.Counter(cfg.Registerer, prometheus.CounterOpts{
-		Name: "mana_auth_mail_failures_total",
-		Help: "Mails that could not be sent (each logged at warn with its cause).",
-	})
+	mailFailures, err := metrics.MailFailures(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("manaauth: %w", err)
 	}

@@ -123,7 +123,7 @@ type Config struct {
 	Pool *pgxpool.Pool
 	// Sources in the order they apply; Foundation first. Required.
 	Sources []Source
-	// Logger receives one line per applied file; nil discards.
+	// Logger receives one line per applied file; nil: slog.Default().
 	Logger *slog.Logger
 	// LockKey is the advisory lock key; zero means DefaultLockKey.
 	LockKey int64
@@ -151,7 +151,7 @@ func New(cfg Config) (*Migrator, error) {
 	}
 	m := &Migrator{pool: cfg.Pool, files: files, logger: cfg.Logger, lockKey: cfg.LockKey}
 	if m.logger == nil {
-		m.logger = slog.New(slog.DiscardHandler)
+		m.logger = slog.Default()
 	}
 	if m.lockKey == 0 {
 		m.lockKey = DefaultLockKey

@@ -18,9 +18,12 @@ type CheckerConfig struct {
 	Issuer   string
 	Audience string
 	// Keys are the auth server's public signing keys: NewStaticKeys of
-	// ParseVerifyKeysPEM, or a *JWKS of its /.well-known/jwks.json.
-	// Required.
+	// ParseVerifyKeysPEM, or a *JWKS of its /.well-known/jwks.json. Either
+	// Keys or JWKSURL is required.
 	Keys KeySource
+	// JWKSURL, when Keys is nil, is the auth server's key set URL, read
+	// through a JWKS with its defaults (https, or http to loopback).
+	JWKSURL string
 	// Leeway is the clock skew tolerated on exp, iat and nbf; 0 means 30
 	// seconds.
 	Leeway time.Duration
@@ -45,10 +48,19 @@ func NewChecker(cfg CheckerConfig) (*Checker, error) {
 		return nil, errors.New("token: checker: Issuer is required")
 	case cfg.Audience == "":
 		return nil, errors.New("token: checker: Audience is required")
-	case cfg.Keys == nil:
-		return nil, errors.New("token: checker: Keys is required (NewStaticKeys or NewJWKS)")
+	case cfg.Keys == nil && cfg.JWKSURL == "":
+		return nil, errors.New("token: checker: Keys or JWKSURL is required")
+	case cfg.Keys != nil && cfg.JWKSURL != "":
+		return nil, errors.New("token: checker: set Keys or JWKSURL, not both")
 	case cfg.Leeway < 0:
 		return nil, fmt.Errorf("token: checker: Leeway %v is negative", cfg.Leeway)
+	}
+	if cfg.Keys == nil {
+		jwks, err := NewJWKS(JWKSConfig{URL: cfg.JWKSURL, Now: cfg.Now})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Keys = jwks
 	}
 	return &Checker{checks: newChecks(cfg.Issuer, cfg.Audience, cfg.Leeway, cfg.Now), keys: cfg.Keys}, nil
 }

@@ -4,30 +4,36 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/token"
 	"github.com/mana-how/mana-auth/vault"
 )
 
-// A host mounts the vault behind its own authentication. With manaauth the
-// user function is built on token.ClaimsFromContext and the handler is
-// wrapped in token.Middleware.
-func ExampleNewHandler() {
-	var svc *vault.Service // vault.New(vault.Config{Pool: runtimePool, Keys: ring}); compiled, not run
-	h, err := vault.NewHandler(svc, vault.HandlerOptions{
-		UserFromRequest: func(r *http.Request) (uuid.UUID, error) {
-			// c, ok := token.ClaimsFromContext(r.Context()); if ok { return c.UserID() }
-			return uuid.Nil, autherr.New(autherr.Unauthorized, "")
-		},
-	})
-	if err != nil {
-		panic(err)
-	}
-	mux := http.NewServeMux()
+// How a Go service mounts only the vault, behind the tokens of an auth
+// server it does not run: three constructors beyond the pool, and nothing
+// of the accounts stack (token verifies with the server's public keys).
+func Example_mountOnlyTheVault() {
+	pool, _ := pgxpool.New(context.Background(), "postgres://mana_auth_runtime@127.0.0.1:5432/app") // connects on first use
+	kek := make([]byte, 32)                                                                         // production: base64-decoded MANA_AUTH_KEK
+
+	check, _ := token.NewChecker(token.CheckerConfig{Issuer: "https://auth.example.com", Audience: "mana",
+		JWKSURL: "https://auth.example.com/.well-known/jwks.json"})
+	svc, _ := vault.New(vault.Config{Pool: pool, KEK: kek})
+	h, _ := vault.NewHandler(svc, vault.HandlerOptions{}) // the user comes from token.Middleware's claims
+
 	const prefix = "/api/v1/me/encryption-vault"
-	mux.Handle(prefix+"/", http.StripPrefix(prefix, h))
+	mux := http.NewServeMux()
+	mux.Handle(prefix+"/", token.Middleware(check)(http.StripPrefix(prefix, h)))
+
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("GET", prefix+"/status", nil))
+	fmt.Println(rec.Code) // no token
+	// Output:
+	// 401
 }
 
 func ExampleParseKEKs() {

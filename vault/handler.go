@@ -10,16 +10,16 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/token"
 	"github.com/mana-how/mana-auth/web"
 )
 
 // HandlerOptions configure NewHandler.
 type HandlerOptions struct {
-	// UserFromRequest returns the authenticated user of r; required. Its
+	// UserFromRequest returns the authenticated user of r; nil means
+	// token.UserFromRequest (the handler sits behind token.Middleware). Its
 	// error is answered as is (an *autherr.Error such as UNAUTHORIZED); a
-	// nil user with a nil error is answered UNAUTHORIZED. A host using
-	// manaauth wraps the handler in token.Middleware and passes a
-	// function built on token.ClaimsFromContext.
+	// nil user with a nil error is answered UNAUTHORIZED.
 	UserFromRequest func(*http.Request) (uuid.UUID, error)
 	Logger          *slog.Logger // nil: the service's logger
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed
@@ -31,13 +31,10 @@ type HandlerOptions struct {
 
 // Handler serves api.md's Encryption vault section; mount it under
 // /api/v1/me/encryption-vault with http.StripPrefix.
-type Handler struct {
-	mux    *http.ServeMux
-	routes []string
-}
+type Handler struct{ mux *web.Mux }
 
 // Routes lists the patterns the handler serves, relative to its mount point.
-func (h *Handler) Routes() []string { return append([]string(nil), h.routes...) }
+func (h *Handler) Routes() []string { return h.mux.Routes() }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
@@ -53,30 +50,21 @@ func NewHandler(svc *Service, opts HandlerOptions) (*Handler, error) {
 		return nil, errors.New("vault: NewHandler: nil *Service")
 	}
 	if opts.UserFromRequest == nil {
-		return nil, errors.New("vault: HandlerOptions.UserFromRequest is required")
+		opts.UserFromRequest = token.UserFromRequest
 	}
 	if opts.Logger == nil {
 		opts.Logger = svc.logger
 	}
 	v := &vaultHandler{svc: svc, opts: opts}
-	errs := autherr.Writer{Logger: opts.Logger, Observe: opts.Observe}
-	h := &Handler{mux: http.NewServeMux()}
-	handle := func(pattern string, fn web.HandlerFunc) {
-		inner := web.Handle(errs, fn)
-		h.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Cache-Control", "no-store")
-			inner.ServeHTTP(w, r)
-		}))
-		h.routes = append(h.routes, pattern)
-	}
-	handle("POST /init", v.init)
-	handle("GET /key", v.key)
-	handle("POST /rotate", v.rotate)
-	handle("GET /status", v.status)
-	handle("POST /recovery-wrap", v.setRecovery)
-	handle("DELETE /recovery-wrap", v.clearRecovery)
-	handle("POST /zero-knowledge", v.zeroKnowledge)
-	return h, nil
+	m := web.NewMux(autherr.Writer{Logger: opts.Logger, Observe: opts.Observe})
+	m.Handle("POST /init", v.init, web.NoStore)
+	m.Handle("GET /key", v.key, web.NoStore)
+	m.Handle("POST /rotate", v.rotate, web.NoStore)
+	m.Handle("GET /status", web.Endpoint(http.StatusOK, v.status), web.NoStore)
+	m.Handle("POST /recovery-wrap", v.setRecovery, web.NoStore)
+	m.Handle("DELETE /recovery-wrap", v.clearRecovery, web.NoStore)
+	m.Handle("POST /zero-knowledge", v.zeroKnowledge, web.NoStore)
+	return &Handler{mux: m}, nil
 }
 
 func (v *vaultHandler) user(r *http.Request) (uuid.UUID, error) {
@@ -91,11 +79,7 @@ func (v *vaultHandler) user(r *http.Request) (uuid.UUID, error) {
 }
 
 func (v *vaultHandler) client(r *http.Request) Client {
-	ua := r.UserAgent()
-	if len(ua) > 512 {
-		ua = ua[:512]
-	}
-	return Client{IP: web.ClientIP(r, v.opts.TrustedProxies), UserAgent: ua}
+	return Client{IP: web.ClientIP(r, v.opts.TrustedProxies), UserAgent: web.UserAgent(r)}
 }
 
 // begin authenticates r and reads its optional body into body (nil: no
@@ -161,16 +145,12 @@ func (v *vaultHandler) rotate(w http.ResponseWriter, r *http.Request) error {
 	return v.writeKey(w, k)
 }
 
-func (v *vaultHandler) status(w http.ResponseWriter, r *http.Request) error {
+func (v *vaultHandler) status(_ http.ResponseWriter, r *http.Request, _ web.NoBody) (any, error) {
 	id, err := v.user(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	st, err := v.svc.Status(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	return web.JSON(w, http.StatusOK, st)
+	return v.svc.Status(r.Context(), id)
 }
 
 // recoveryRequest carries base64 text, decoded in Validate so that bad

@@ -126,8 +126,20 @@ func TestHandlerRoutes(t *testing.T) {
 	h := newHarness(t, db.Runtime, db)
 	assert.Equal(t, []string{"POST /init", "GET /key", "POST /rotate", "GET /status", "POST /recovery-wrap",
 		"DELETE /recovery-wrap", "POST /zero-knowledge"}, h.h.(*vault.Handler).Routes())
-	_, err := vault.NewHandler(h.svc, vault.HandlerOptions{})
-	require.Error(t, err, "UserFromRequest is required")
+	_, err := vault.NewHandler(nil, vault.HandlerOptions{})
+	require.Error(t, err, "a nil service is a wiring bug")
+
+	// Without UserFromRequest the user comes from token.Middleware's
+	// claims: a request that did not pass it is refused, never served as
+	// nobody (a default that read no claims would serve the vault of
+	// uuid.Nil, or panic).
+	plain, err := vault.NewHandler(h.svc, vault.HandlerOptions{})
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	plain.ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+	assert.Equal(t, http.StatusUnauthorized, rec.Code, "%s", rec.Body)
+	assert.Contains(t, rec.Body.String(), `"UNAUTHORIZED"`)
+	assert.Equal(t, "no-store", rec.Header().Get("Cache-Control"))
 }
 
 func TestHandlerUnauthorized(t *testing.T) {

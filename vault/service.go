@@ -45,9 +45,14 @@ const (
 // Config configures a Service.
 type Config struct {
 	Pool *pgxpool.Pool // the runtime role (row-level security applies); required
-	Keys KeyWrapper    // required: a *KeyRing or a KMS stand-in
+	// Keys wraps the master keys: a *KeyRing (several KEKs, for rotation)
+	// or a KMS stand-in. Either Keys or KEK is required.
+	Keys KeyWrapper
+	// KEK, when Keys is nil, is the one 32-byte key-encryption key, with
+	// the id "1" (what MANA_AUTH_KEK gives the reference server).
+	KEK []byte
 	// Logger receives unwrap failures and audit rows that could not be
-	// written; nil discards.
+	// written; nil: slog.Default().
 	Logger *slog.Logger
 	Now    func() time.Time // nil: time.Now
 	Rand   io.Reader        // master keys; nil: crypto/rand
@@ -72,8 +77,17 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Pool == nil {
 		return nil, errors.New("vault: Config.Pool is required")
 	}
-	if cfg.Keys == nil {
-		return nil, errors.New("vault: Config.Keys is required")
+	switch {
+	case cfg.Keys != nil && cfg.KEK != nil:
+		return nil, errors.New("vault: set Config.Keys or Config.KEK, not both")
+	case cfg.Keys == nil && cfg.KEK == nil:
+		return nil, errors.New("vault: Config.Keys or Config.KEK is required")
+	case cfg.Keys == nil:
+		ring, err := NewKeyRing(KEK{ID: "1", Key: cfg.KEK})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Keys = ring
 	}
 	if !ValidKEKID(cfg.Keys.ActiveKEKID()) {
 		return nil, fmt.Errorf("vault: active KEK id %q is not valid", cfg.Keys.ActiveKEKID())
@@ -89,7 +103,7 @@ func New(cfg Config) (*Service, error) {
 		}),
 	}
 	if s.logger == nil {
-		s.logger = slog.New(slog.DiscardHandler)
+		s.logger = slog.Default()
 	}
 	if s.now == nil {
 		s.now = time.Now

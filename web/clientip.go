@@ -115,3 +115,16 @@ func ParsePrefixes(csv string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// MaxUserAgent is the most of a User-Agent header that is stored.
+const MaxUserAgent = 512
+
+// UserAgent returns r's User-Agent cut to MaxUserAgent bytes (on a UTF-8
+// boundary), the form every audit row and security event stores.
+func UserAgent(r *http.Request) string {
+	ua := r.UserAgent()
+	if len(ua) > MaxUserAgent {
+		ua = strings.ToValidUTF8(ua[:MaxUserAgent], "")
+	}
+	return ua
+}

@@ -17,3 +17,13 @@ func SecurityHeaders(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// NoStore sets Cache-Control: no-store before next runs, for handlers
+// whose answers hold key material, so that they carry it even on a host
+// that does not wrap them in SecurityHeaders.
+func NoStore(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}

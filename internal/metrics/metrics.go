@@ -56,3 +56,22 @@ func register(reg prometheus.Registerer, c prometheus.Collector) (prometheus.Col
 		return nil, fmt.Errorf("metrics: register: %w", err)
 	}
 }
+
+// HookFailures is mana_auth_hook_failures_total{hook}, the hooks that
+// failed after their action committed, shared by every package that runs
+// hooks.
+func HookFailures(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	return CounterVec(reg, prometheus.CounterOpts{
+		Name: "mana_auth_hook_failures_total",
+		Help: "Account hooks that failed after their action committed (each logged at warn).",
+	}, "hook")
+}
+
+// MailFailures is mana_auth_mail_failures_total, the mails that could not
+// be sent, shared by every package that sends mail.
+func MailFailures(reg prometheus.Registerer) (prometheus.Counter, error) {
+	return Counter(reg, prometheus.CounterOpts{
+		Name: "mana_auth_mail_failures_total",
+		Help: "Mails that could not be sent (each logged at warn with its cause).",
+	})
+}

@@ -68,8 +68,6 @@ func (f *fixture) peer(t testing.TB, o fixtureOptions) *fixture {
 // fakeClock starts at the real now and moves only when told.
 type fakeClock = authtest.Clock
 
-func newFakeClock() *fakeClock { return authtest.NewClock() }
-
 var bg = context.Background()
 
 // exampleDatabase is the pool of the runnable example. pgxpool connects on
@@ -84,7 +82,6 @@ func exampleDatabase() *pgxpool.Pool {
 
 // Shorthands of authtest's helpers, under the names these tests use.
 var (
-	sendJSON       = authtest.SendJSON
 	bearer         = authtest.Bearer
 	requireError   = authtest.RequireError
 	errCode        = authtest.ErrCode

@@ -23,6 +23,7 @@ type EventType string
 const (
 	LoginSuccess           EventType = "LOGIN_SUCCESS"
 	LoginFailure           EventType = "LOGIN_FAILURE"
+	LoginRefused           EventType = "LOGIN_REFUSED" // right credentials, refused all the same (metadata.reason)
 	AccountLocked          EventType = "ACCOUNT_LOCKED"
 	LockoutCleared         EventType = "LOCKOUT_CLEARED"
 	Register               EventType = "REGISTER"
@@ -54,7 +55,7 @@ const (
 )
 
 var eventTypes = map[EventType]bool{
-	LoginSuccess: true, LoginFailure: true, AccountLocked: true, LockoutCleared: true, Register: true,
+	LoginSuccess: true, LoginFailure: true, LoginRefused: true, AccountLocked: true, LockoutCleared: true, Register: true,
 	Logout: true, EmailVerified: true, PasswordChanged: true, PasswordResetRequested: true,
 	PasswordReset: true, EmailChangeRequested: true, EmailChanged: true, ProfileUpdated: true,
 	AccountDeleted: true, TokenReuseDetected: true, PasskeyRegistered: true, PasskeyRenamed: true,

@@ -302,25 +302,54 @@ func (s *Service) fail(ctx context.Context, t *Ticket, userID uuid.UUID) error {
 // lock this admission provisionally set is lifted if the failures left are
 // below the maximum.
 func (s *Service) release(ctx context.Context, t *Ticket) error {
-	// The SET expressions read l.failures, which PostgreSQL re-reads from
-	// the latest row version after taking the row lock, so a concurrent
-	// admission is never lost.
-	_, err := s.pool.Exec(ctx, `
-		UPDATE auth.lockouts l SET
-		  failures = coalesce((SELECT array_agg(f ORDER BY f) FROM (
-		                         SELECT f, row_number() OVER (PARTITION BY f) AS n FROM unnest(l.failures) f) x
-		                       WHERE NOT (f = $2 AND n = 1)), '{}'),
-		  locked_until = CASE
-		    WHEN $3 AND cardinality(l.failures) - (CASE WHEN $2 = ANY (l.failures) THEN 1 ELSE 0 END) < $4 THEN NULL
-		    ELSE l.locked_until END
-		WHERE l.email = $1`, t.a.Email, t.at, t.engaged, s.policy.MaxFailures)
-	if err != nil {
+	if _, err := s.pool.Exec(ctx, releaseSQL, t.a.Email, t.at, t.engaged, s.policy.MaxFailures); err != nil {
 		// The admission stays counted, which errs on the side of the lock.
 		s.logger.Warn("lockout: admission not released; it counts as a failure until the window passes",
 			"err", err)
 		return fmt.Errorf("lockout: release: %w", err)
 	}
 	return nil
+}
+
+// releaseSQL takes one admission back. The SET expressions read
+// l.failures, which PostgreSQL re-reads from the latest row version after
+// taking the row lock, so a concurrent admission is never lost.
+const releaseSQL = `
+	UPDATE auth.lockouts l SET
+	  failures = coalesce((SELECT array_agg(f ORDER BY f) FROM (
+	                         SELECT f, row_number() OVER (PARTITION BY f) AS n FROM unnest(l.failures) f) x
+	                       WHERE NOT (f = $2 AND n = 1)), '{}'),
+	  locked_until = CASE
+	    WHEN $3 AND cardinality(l.failures) - (CASE WHEN $2 = ANY (l.failures) THEN 1 ELSE 0 END) < $4 THEN NULL
+	    ELSE l.locked_until END
+	WHERE l.email = $1`
+
+// Refuse records an attempt whose credentials were right but that is
+// refused all the same — reason says why ("email_not_verified",
+// "account_disabled"): a row in auth.login_attempts with successful false
+// and LOGIN_REFUSED with the reason, in one transaction that also takes
+// the admission back, so the counter stays as it was before the attempt
+// (neither a failure counted against the user nor a success that clears
+// earlier failures). Later calls of Refuse or Finish do nothing.
+//
+// Errors: SERVICE_UNAVAILABLE when it could not record; the caller
+// answers with it.
+func (t *Ticket) Refuse(ctx context.Context, userID uuid.UUID, reason string) error {
+	if t == nil || t.finished {
+		return nil
+	}
+	t.finished = true
+	s := t.s
+	return s.inTx(ctx, "record refusal", func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, releaseSQL, t.a.Email, t.at, t.engaged, s.policy.MaxFailures); err != nil {
+			return err
+		}
+		if err := insertAttempt(ctx, tx, t.a, false, t.at); err != nil {
+			return err
+		}
+		return s.events.Insert(ctx, tx, Event{Type: LoginRefused, UserID: userID, IP: t.a.IP, UserAgent: t.a.UserAgent,
+			Metadata: map[string]any{"method": string(t.a.Method), "reason": reason}})
+	})
 }
 
 // Clear lifts the lock and forgets the failures of email. The core calls it

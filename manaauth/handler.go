@@ -255,7 +255,7 @@ func (a *authHandler) validate(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *authHandler) verifyEmail(_ http.ResponseWriter, r *http.Request, in tokenIn) (any, error) {
-	u, err := a.svc.VerifyEmail(r.Context(), in.Token)
+	u, err := a.svc.VerifyEmail(r.Context(), in.Token, a.client(r))
 	return userBody{User: u}, err
 }
 

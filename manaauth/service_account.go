@@ -166,7 +166,7 @@ func (s *Service) redeem(ctx context.Context, tx pgx.Tx, purpose, token string) 
 //
 // Errors: TOKEN_INVALID, TOKEN_EXPIRED, EMAIL_ALREADY_REGISTERED,
 // SERVICE_UNAVAILABLE.
-func (s *Service) VerifyEmail(ctx context.Context, token string) (User, error) {
+func (s *Service) VerifyEmail(ctx context.Context, token string, c Client) (User, error) {
 	var u User
 	err := s.inTx(ctx, "verify email", func(tx pgx.Tx) error {
 		userID, _, err := s.redeem(ctx, tx, purposeVerify, token)
@@ -179,10 +179,10 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) (User, error) {
 			return err
 		}
 		u = a.User
-		return s.cfg.Events.Insert(ctx, tx, lockout.Event{Type: lockout.EmailVerified, UserID: u.ID})
+		return s.cfg.Events.Insert(ctx, tx, lockout.Event{Type: lockout.EmailVerified, UserID: u.ID, IP: c.IP, UserAgent: c.UserAgent})
 	})
 	if autherr.CodeOf(err) == autherr.TokenInvalid {
-		return s.confirmEmailChange(ctx, token)
+		return s.confirmEmailChange(ctx, token, c)
 	}
 	return u, err
 }
@@ -407,7 +407,7 @@ func (s *Service) ChangeEmail(ctx context.Context, userID uuid.UUID, newEmail, p
 
 // confirmEmailChange redeems a change-email token and switches the address
 // (verified, since the link reached it).
-func (s *Service) confirmEmailChange(ctx context.Context, token string) (User, error) {
+func (s *Service) confirmEmailChange(ctx context.Context, token string, c Client) (User, error) {
 	var u User
 	err := s.inTx(ctx, "confirm email change", func(tx pgx.Tx) error {
 		userID, newEmail, err := s.redeem(ctx, tx, purposeChangeEmail, token)
@@ -424,7 +424,7 @@ func (s *Service) confirmEmailChange(ctx context.Context, token string) (User, e
 			return err
 		}
 		u = a.User
-		return s.cfg.Events.Insert(ctx, tx, lockout.Event{Type: lockout.EmailChanged, UserID: userID})
+		return s.cfg.Events.Insert(ctx, tx, lockout.Event{Type: lockout.EmailChanged, UserID: userID, IP: c.IP, UserAgent: c.UserAgent})
 	})
 	return u, err
 }

@@ -62,7 +62,9 @@ func (s *Service) Login(ctx context.Context, email, password string, c Client) (
 		return nil, err
 	}
 	if s.cfg.RequireEmailVerification && !acct.EmailVerified {
-		if err := s.finish(ctx, ticket, acct.ID, nil); err != nil {
+		// Recorded as what it is: a refused login (LOGIN_REFUSED), neither
+		// a success nor a failure that counts toward the lock.
+		if err := ticket.Refuse(ctx, acct.ID, "email_not_verified"); err != nil {
 			return nil, err
 		}
 		return nil, autherr.New(autherr.EmailNotVerified, "verify your email address first")

@@ -247,3 +247,9 @@ func (kr *KeyRing) Unwrap(_ context.Context, kekID string, iv, ciphertext, aad [
 	}
 	return pt, nil
 }
+
+// Has reports whether the ring holds a KEK with the given id.
+func (kr *KeyRing) Has(kekID string) bool {
+	_, ok := kr.aeads[kekID]
+	return ok
+}

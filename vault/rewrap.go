@@ -21,7 +21,7 @@ import (
 // second run moves only the rest (it is resumable and idempotent). The
 // plaintext key exists only in this process's memory, between unwrap and
 // wrap, and is zeroed right after. Each move writes an audit row (action
-// rewrap, from and to KEK ids).
+// rewrap, from and to KEK ids); each batch logs a progress line at info.
 //
 // A row that does not unwrap (its KEK missing from the ring, or damaged) is
 // left as it is and logged with its user and KEK id; the run goes on and
@@ -34,6 +34,7 @@ func (s *Service) Rewrap(ctx context.Context, batchSize int) (moved int, err err
 	active := s.keys.ActiveKEKID()
 	var (
 		after     uuid.UUID
+		scanned   int
 		failed    int
 		firstFail string
 	)
@@ -55,6 +56,10 @@ func (s *Service) Rewrap(ctx context.Context, batchSize int) (moved int, err err
 		}
 		failed += len(fails)
 		after = ids[len(ids)-1]
+		scanned += len(ids)
+		s.logger.LogAttrs(ctx, slog.LevelInfo, "vault: rewrap: batch done",
+			slog.Int("users_scanned", scanned), slog.Int("moved", moved), slog.Int("batch_moved", n),
+			slog.Int("left_unopened", failed), slog.String("active_kek", active))
 	}
 	if failed > 0 {
 		return moved, fmt.Errorf("vault: rewrap: %d vaults could not be unwrapped and stay on their old KEK (first: %s): %w",

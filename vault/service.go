@@ -295,8 +295,21 @@ func (s *Service) auditFailure(ctx context.Context, userID uuid.UUID, action Act
 }
 
 // unwrap opens r's server wrap; a failure is logged with the ids (never
-// key bytes), counted, and answered INTERNAL.
+// key bytes) and counted. A KEK id the ring does not hold is
+// SERVICE_UNAVAILABLE (configuration); a wrap that does not open under a
+// KEK the ring holds is INTERNAL (the row is damaged or was tampered with).
 func (s *Service) unwrap(ctx context.Context, userID uuid.UUID, w Wrapped) ([]byte, error) {
+	if h, ok := s.keys.(KEKHolder); ok && !h.Has(w.KEKID) {
+		// Configuration, not data: the KEK this row needs is missing from
+		// the ring (MANA_AUTH_KEK replaced without keeping the old key).
+		// Every such vault answers 503 until the key is back; /readyz says
+		// so too (UnknownKEKs).
+		s.unwrapFails.Inc()
+		s.logger.LogAttrs(ctx, slog.LevelError, "vault: stored master key is wrapped under a KEK the key ring does not hold",
+			slog.String("user_id", userID.String()), slog.String("kek_id", w.KEKID),
+			slog.String("hint", "add the old KEK to "+EnvKEKs+" (new first), then run rewrap"))
+		return nil, autherr.Wrap(autherr.ServiceUnavailable, fmt.Errorf("vault: KEK %q is not in the key ring", w.KEKID), "")
+	}
 	mk, err := Unwrap(ctx, s.keys, userID, w)
 	if err != nil {
 		s.unwrapFails.Inc()

@@ -37,6 +37,8 @@ type authStack struct {
 	handler  *manaauth.Handler
 	limiter  lockout.Limiter
 	vault    *vault.Handler
+	vaultSvc *vault.Service
+	keyIDs   []string // the KEK ids of the ring, for messages
 	grant    *grant.Handler
 	spaceSvc *spaces.Service
 	spaces   *spaces.Handler
@@ -154,6 +156,7 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	if err != nil {
 		return nil, err
 	}
+	a.vaultSvc, a.keyIDs = vsvc, cfg.Keys.IDs()
 	if a.vault, err = vault.NewHandler(vsvc, vault.HandlerOptions{Logger: logger, TrustedProxies: cfg.TrustedProxies,
 		UserFromRequest: token.UserFromRequest}); err != nil {
 		return nil, err

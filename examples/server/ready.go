@@ -28,6 +28,9 @@ type readiness struct {
 	logger  *slog.Logger
 	timeout time.Duration
 	errs    autherr.Writer
+	// extra are further checks (the vault's KEK ids), run after the
+	// schema matches; added with addCheck.
+	extra []*readyCheck
 
 	mu   sync.Mutex
 	last string // the last problem logged, "" when ready
@@ -66,6 +69,18 @@ func (rd *readiness) check(ctx context.Context) []readyProblem {
 			d = append(d, x.String())
 		}
 		problems = append(problems, readyProblem{Check: "schema", Detail: d})
+	}
+	if len(problems) == 0 {
+		for _, c := range rd.extra {
+			detail, err := c.run(ctx)
+			if err != nil {
+				rd.logChange("cannot run the readiness check "+c.name, "err", err)
+				return []readyProblem{{Check: c.name}}
+			}
+			if len(detail) > 0 {
+				problems = append(problems, readyProblem{Check: c.name, Detail: detail})
+			}
+		}
 	}
 	if len(problems) == 0 {
 		rd.logChange("")
@@ -109,4 +124,37 @@ func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := web.JSON(w, http.StatusOK, map[string]any{"status": "ready"}); err != nil {
 		rd.logger.Warn("write /readyz", "err", err)
 	}
+}
+
+// readyCheck is one further readiness check: detail lists what is wrong,
+// nothing when all is well. Its answer is kept for every, so that probes
+// every few seconds do not repeat an expensive query; a problem found is
+// checked again at the next probe after every.
+type readyCheck struct {
+	name  string
+	every time.Duration
+	fn    func(ctx context.Context) ([]string, error)
+
+	mu     sync.Mutex
+	at     time.Time
+	detail []string
+}
+
+func (c *readyCheck) run(ctx context.Context) ([]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && time.Since(c.at) < c.every {
+		return c.detail, nil
+	}
+	detail, err := c.fn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.at, c.detail = time.Now(), detail
+	return detail, nil
+}
+
+// addCheck adds a further readiness check (before the server serves).
+func (rd *readiness) addCheck(name string, every time.Duration, fn func(ctx context.Context) ([]string, error)) {
+	rd.extra = append(rd.extra, &readyCheck{name: name, every: every, fn: fn})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/mana-how/mana-auth/autherr"
 	"github.com/mana-how/mana-auth/migrate"
 	"github.com/mana-how/mana-auth/token"
+	"github.com/mana-how/mana-auth/vault"
 	"github.com/mana-how/mana-auth/web"
 )
 
@@ -61,8 +62,22 @@ func newServer(d serverDeps) *server {
 const authPrefix = "/api/v1/auth"
 
 // mountAuth mounts the auth handler route by route (so that metrics and
-// logs see each route's pattern) and the JWKS.
+// logs see each route's pattern) and the JWKS, and adds the key check to
+// the readiness checks.
 func (s *server) mountAuth(a *authStack) {
+	// Vaults wrapped under a KEK the ring does not hold would all answer
+	// 503: not ready until the key is configured again (see README,
+	// "Moving off the development key").
+	s.ready.addCheck("keys", 30*time.Second, func(ctx context.Context) ([]string, error) {
+		unknown, err := a.vaultSvc.UnknownKEKs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(unknown) == 0 {
+			return nil, nil
+		}
+		return []string{vault.UnknownKEKsError(unknown, a.keyIDs).Error()}, nil
+	})
 	inner := http.StripPrefix(authPrefix, a.handler)
 	for _, p := range a.handler.Routes() {
 		method, path, _ := strings.Cut(p, " ")

@@ -160,14 +160,14 @@ func (a *authHandler) setCookie(w http.ResponseWriter, p *TokenPair) {
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: p.SessionCookie, Path: "/", HttpOnly: true,
-		Secure: a.svc.cfg.SecureCookies, SameSite: http.SameSiteLaxMode,
+		Secure: a.svc.secureCookies, SameSite: http.SameSiteLaxMode,
 		MaxAge: int(a.svc.cfg.SessionTTL / time.Second),
 	})
 }
 
 func (a *authHandler) clearCookie(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true,
-		Secure: a.svc.cfg.SecureCookies, SameSite: http.SameSiteLaxMode, MaxAge: -1})
+		Secure: a.svc.secureCookies, SameSite: http.SameSiteLaxMode, MaxAge: -1})
 }
 
 // caller authenticates a route that takes the Bearer token or, failing

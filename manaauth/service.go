@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -74,18 +76,22 @@ type Config struct {
 	VerifyTTL                time.Duration // default 24 h
 	ResetTTL                 time.Duration // default 1 h
 	ChangeEmailTTL           time.Duration // default 24 h
-	SecureCookies            bool          // Secure attribute on the session cookie (everywhere but development)
 }
 
 // Service implements api.md's Auth section.
 type Service struct {
-	cfg          Config
-	now          func() time.Time
-	rand         io.Reader
-	logger       *slog.Logger
-	childKey     []byte
-	hookFailures *prometheus.CounterVec
-	outbox       *mail.Outbox
+	cfg      Config
+	now      func() time.Time
+	rand     io.Reader
+	logger   *slog.Logger
+	childKey []byte
+	// secureCookies: the session cookie carries Secure unless the base URL
+	// is plain http on this machine (localhost, a loopback address) — the
+	// one place a browser keeps a cookie sent over http that it would
+	// otherwise refuse.
+	secureCookies bool
+	hookFailures  *prometheus.CounterVec
+	outbox        *mail.Outbox
 }
 
 // New validates cfg and fills in the defaults.
@@ -115,7 +121,8 @@ func New(cfg Config) (*Service, error) {
 	def(&cfg.VerifyTTL, 24*time.Hour)
 	def(&cfg.ResetTTL, time.Hour)
 	def(&cfg.ChangeEmailTTL, 24*time.Hour)
-	s := &Service{cfg: cfg, now: cfg.Now, rand: cfg.Rand, logger: cfg.Logger}
+	s := &Service{cfg: cfg, now: cfg.Now, rand: cfg.Rand, logger: cfg.Logger,
+		secureCookies: cfg.Links.BaseURL.Scheme != "http" || !isLoopbackHost(cfg.Links.BaseURL.Hostname())}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -255,3 +262,13 @@ func isUniqueViolation(err error, constraint string) bool {
 }
 
 func invalidField(field, msg string) error { return web.Invalid(map[string]string{field: msg}) }
+
+// isLoopbackHost reports whether host names this machine: localhost (or a
+// name under .localhost) or a loopback address.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}

@@ -135,7 +135,6 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 		Pool: pool, Hasher: hasher, Tokens: a.tokens, Gate: gate, Events: events, Mailer: mailer,
 		Links: links, Logger: logger, Registerer: reg,
 		RequireEmailVerification: cfg.RequireEmailVerify, MaxDailySignups: cfg.MaxDailySignups,
-		SecureCookies: cfg.Production || cfg.BaseURL.Scheme == "https",
 	})
 	if err != nil {
 		return nil, err

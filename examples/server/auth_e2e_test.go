@@ -920,7 +920,7 @@ func assertSessionCookie(t *testing.T, r e2eReply) string {
 	assert.True(t, c.HttpOnly)
 	assert.Equal(t, http.SameSiteLaxMode, c.SameSite)
 	assert.Equal(t, 30*24*3600, c.MaxAge)
-	assert.False(t, c.Secure, "no Secure over http in development")
+	assert.True(t, c.Secure, "Secure unless the base URL is http on localhost (this one is http on another host)")
 	return c.Value
 }
 

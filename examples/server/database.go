@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,13 +182,10 @@ func runtimeRoleURL(ctx context.Context, superURL, stateDir string) (string, err
 	if err != nil {
 		return "", err
 	}
-	u, err := url.Parse(superURL)
-	if err != nil || !strings.HasPrefix(u.Scheme, "postgres") {
-		return "", fmt.Errorf("DATABASE_URL: only postgres:// URLs are supported")
+	runtimeURL, err := migrate.RuntimeURL(superURL, pass)
+	if err != nil {
+		return "", fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	u.User = url.UserPassword(migrate.RuntimeRole, pass)
-	runtimeURL := u.String()
-
 	probe, err := pgx.Connect(ctx, runtimeURL)
 	if err == nil {
 		closeConn(ctx, probe)
@@ -204,8 +200,7 @@ func runtimeRoleURL(ctx context.Context, superURL, stateDir string) (string, err
 		return "", err
 	}
 	defer closeConn(ctx, conn)
-	// ALTER ROLE takes no parameters; the password is hex, so quoting it is safe.
-	if _, err := conn.Exec(ctx, "ALTER ROLE "+migrate.RuntimeRole+" PASSWORD '"+pass+"'"); err != nil {
+	if err := migrate.SetRuntimePassword(ctx, conn, pass); err != nil {
 		return "", fmt.Errorf("set the runtime role's development password: %w", err)
 	}
 	return runtimeURL, nil

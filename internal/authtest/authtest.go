@@ -8,6 +8,7 @@ package authtest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -70,6 +71,9 @@ type Options struct {
 	// Registerer receives the services' metrics; default a fresh registry
 	// (Fixture.Registry).
 	Registerer *prometheus.Registry
+	// BaseURL is the public URL links and cookies are built for; default
+	// https://app.test.example/auth.
+	BaseURL string
 	// Mount, when set, mounts further handlers on the fixture's mux
 	// before the server starts.
 	Mount func(f *Fixture, mux *http.ServeMux)
@@ -113,7 +117,7 @@ func New(t testing.TB, o Options) *Fixture {
 	var err error
 	f.Mailer, err = mail.NewSMTP(mail.SMTPConfig{URL: f.SMTP.URL(), From: "auth@test.example"})
 	require.NoError(t, err)
-	base, err := url.Parse("https://app.test.example/auth")
+	base, err := url.Parse(cmp.Or(o.BaseURL, "https://app.test.example/auth"))
 	require.NoError(t, err)
 	f.Links = mail.Links{BaseURL: base}
 	f.build(t, o)

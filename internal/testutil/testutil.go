@@ -265,8 +265,8 @@ func (e *env) runtimePassword(ctx context.Context, admin *pgx.Conn) (string, err
 	if !errors.As(err, &pgErr) || !strings.HasPrefix(pgErr.Code, "28") {
 		return "", fmt.Errorf("testutil: log in as %s: %w", migrate.RuntimeRole, err)
 	}
-	if _, err := admin.Exec(ctx, "ALTER ROLE "+migrate.RuntimeRole+" PASSWORD '"+RuntimeTestPassword+"'"); err != nil {
-		return "", fmt.Errorf("testutil: set runtime role password: %w", err)
+	if err := migrate.SetRuntimePassword(ctx, admin, RuntimeTestPassword); err != nil {
+		return "", fmt.Errorf("testutil: %w", err)
 	}
 	return RuntimeTestPassword, nil
 }

@@ -6,18 +6,12 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/mana-how/mana-auth/autherr"
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/token"
 	"github.com/mana-how/mana-auth/web"
 )
-
-// SessionCookie is the name of the web session cookie.
-const SessionCookie = "mana_session"
 
 // HandlerOptions configure NewHandler.
 type HandlerOptions struct {
@@ -31,6 +25,12 @@ type HandlerOptions struct {
 	IPLimiter lockout.Limiter
 	// Observe is passed to the error writer (metrics).
 	Observe func(e *autherr.Error, status int)
+	// TrustedOrigins are the origins ("https://app.example.com") whose
+	// pages may make cookie-authenticated calls (session-to-token, logout
+	// with the cookie); default the origin of the service's base URL. A
+	// cross-origin call from elsewhere is refused (FORBIDDEN, reason
+	// "origin") before its CSRF token is even looked at.
+	TrustedOrigins []string
 }
 
 // Handler serves api.md's Auth section; mount it under /api/v1/auth with
@@ -52,6 +52,12 @@ type authHandler struct {
 func NewHandler(svc *Service, opts HandlerOptions) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = svc.logger
+	}
+	if len(opts.TrustedOrigins) == 0 {
+		opts.TrustedOrigins = []string{Origin(svc.cfg.Links.BaseURL)}
+	}
+	for i, o := range opts.TrustedOrigins {
+		opts.TrustedOrigins[i] = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/")
 	}
 	a := &authHandler{svc: svc, opts: opts, errs: autherr.Writer{Logger: opts.Logger, Observe: opts.Observe}}
 	m := web.NewMux(a.errs)
@@ -154,42 +160,6 @@ func (a *authHandler) login(w http.ResponseWriter, r *http.Request, in loginIn) 
 	return p, nil
 }
 
-func (a *authHandler) setCookie(w http.ResponseWriter, p *TokenPair) {
-	if p.SessionCookie == "" {
-		return
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name: SessionCookie, Value: p.SessionCookie, Path: "/", HttpOnly: true,
-		Secure: a.svc.secureCookies, SameSite: http.SameSiteLaxMode,
-		MaxAge: int(a.svc.cfg.SessionTTL / time.Second),
-	})
-}
-
-func (a *authHandler) clearCookie(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true,
-		Secure: a.svc.secureCookies, SameSite: http.SameSiteLaxMode, MaxAge: -1})
-}
-
-// caller authenticates a route that takes the Bearer token or, failing
-// that, the session cookie.
-func (a *authHandler) caller(r *http.Request) (userID, sessionID uuid.UUID, err error) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
-			return uuid.Nil, uuid.Nil, autherr.New(autherr.Unauthorized, "authentication required")
-		}
-		c, err := a.svc.cfg.Tokens.Verify(strings.TrimSpace(tok))
-		if err != nil {
-			return uuid.Nil, uuid.Nil, err
-		}
-		return token.SessionFromRequest(r.WithContext(token.ContextWithClaims(r.Context(), c)))
-	}
-	if ck, err := r.Cookie(SessionCookie); err == nil {
-		return a.svc.SessionFromCookie(r.Context(), ck.Value)
-	}
-	return uuid.Nil, uuid.Nil, autherr.New(autherr.Unauthorized, "authentication required")
-}
-
 type refreshIn struct {
 	RefreshToken string `json:"refreshToken"`
 }
@@ -214,6 +184,9 @@ func (a *authHandler) sessionToToken(_ http.ResponseWriter, r *http.Request, _ w
 	ck, err := r.Cookie(SessionCookie)
 	if err != nil {
 		return nil, autherr.New(autherr.Unauthorized, "no session cookie")
+	}
+	if _, _, err := a.cookieSession(r, ck.Value); err != nil {
+		return nil, err
 	}
 	return a.svc.SessionToToken(r.Context(), ck.Value)
 }

@@ -90,6 +90,7 @@ type Service struct {
 	// one place a browser keeps a cookie sent over http that it would
 	// otherwise refuse.
 	secureCookies bool
+	csrfKey       []byte
 	hookFailures  *prometheus.CounterVec
 	outbox        *mail.Outbox
 }
@@ -159,6 +160,9 @@ func New(cfg Config) (*Service, error) {
 	// The key that derives a refresh token's child from the token itself
 	// (see Refresh), from the signing key so that every instance agrees.
 	if s.childKey, err = cfg.Tokens.DeriveKey("mana-auth refresh child v1", 32); err != nil {
+		return nil, fmt.Errorf("manaauth: %w", err)
+	}
+	if s.csrfKey, err = cfg.Tokens.DeriveKey("mana-auth csrf v1", 32); err != nil {
 		return nil, fmt.Errorf("manaauth: %w", err)
 	}
 	return s, nil

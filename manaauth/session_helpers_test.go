@@ -96,9 +96,9 @@ func sessBearer(access string) map[string]string {
 }
 
 // sessCookieHeader sends the session cookie (the fixture's client keeps no
-// cookie jar).
-func sessCookieHeader(c *http.Cookie) map[string]string {
-	return map[string]string{"Cookie": c.Name + "=" + c.Value}
+// cookie jar) with its CSRF token, as the hosted pages do.
+func sessCookieHeader(f *fixture, c *http.Cookie) map[string]string {
+	return map[string]string{"Cookie": c.Name + "=" + c.Value, manaauth.CSRFHeader: f.svc.CSRFToken(c.Value)}
 }
 
 // sessDo sends a request with a raw body and answers without require, so it

@@ -587,7 +587,7 @@ func TestLogoutBearer(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, st, "%s refresh token after logout: %v", name, body)
 		assert.Equal(t, "TOKEN_INVALID", errCode(body))
 	}
-	st, body, _ = f.call(t, "POST", "/session-to-token", nil, sessCookieHeader(p.Cookie))
+	st, body, _ = f.call(t, "POST", "/session-to-token", nil, sessCookieHeader(f, p.Cookie))
 	require.Equal(t, http.StatusUnauthorized, st, "cookie after logout: %v", body)
 	assert.Equal(t, "UNAUTHORIZED", errCode(body))
 	claims, err := f.tokens.Verify(p.Access)
@@ -609,16 +609,16 @@ func TestLogoutCookie(t *testing.T) {
 	p := sessLogin(t, f, "cookie-out@example.com", sessPassword)
 	require.NotNil(t, p.Cookie)
 
-	st, body, _ := f.call(t, "POST", "/logout", nil, sessCookieHeader(p.Cookie))
+	st, body, _ := f.call(t, "POST", "/logout", nil, sessCookieHeader(f, p.Cookie))
 	require.Equal(t, http.StatusNoContent, st, "%v", body)
 	st, body, _ = f.call(t, "POST", "/refresh", map[string]any{"refreshToken": p.Refresh}, nil)
 	require.Equal(t, http.StatusUnauthorized, st, "refresh after cookie logout: %v", body)
 	assert.Equal(t, "TOKEN_INVALID", errCode(body))
-	st, body, _ = f.call(t, "POST", "/session-to-token", nil, sessCookieHeader(p.Cookie))
+	st, body, _ = f.call(t, "POST", "/session-to-token", nil, sessCookieHeader(f, p.Cookie))
 	require.Equal(t, http.StatusUnauthorized, st, "%v", body)
 	assert.Equal(t, "UNAUTHORIZED", errCode(body))
 	// A second logout with the dead cookie is refused, not a silent 204.
-	st, body, _ = f.call(t, "POST", "/logout", nil, sessCookieHeader(p.Cookie))
+	st, body, _ = f.call(t, "POST", "/logout", nil, sessCookieHeader(f, p.Cookie))
 	require.Equal(t, http.StatusUnauthorized, st, "%v", body)
 	assert.Equal(t, "UNAUTHORIZED", errCode(body))
 }
@@ -656,7 +656,7 @@ func TestSessionToToken(t *testing.T) {
 	p := sessLogin(t, f, "s2t@example.com", sessPassword)
 	require.NotNil(t, p.Cookie)
 
-	st, body, _ := f.call(t, "POST", "/session-to-token", nil, sessCookieHeader(p.Cookie))
+	st, body, _ := f.call(t, "POST", "/session-to-token", nil, sessCookieHeader(f, p.Cookie))
 	require.Equal(t, http.StatusOK, st, "%v", body)
 	q := sessPairOf(t, body)
 	assert.Equal(t, "Bearer", body["tokenType"])
@@ -680,7 +680,7 @@ func TestSessionToToken(t *testing.T) {
 
 	st, body, _ = f.call(t, "POST", "/logout", nil, sessBearer(p.Access))
 	require.Equal(t, http.StatusNoContent, st, "%v", body)
-	st, body, _ = f.call(t, "POST", "/session-to-token", nil, sessCookieHeader(p.Cookie))
+	st, body, _ = f.call(t, "POST", "/session-to-token", nil, sessCookieHeader(f, p.Cookie))
 	require.Equal(t, http.StatusUnauthorized, st, "cookie after logout: %v", body)
 	assert.Equal(t, "UNAUTHORIZED", errCode(body))
 	st, body, _ = f.call(t, "POST", "/refresh", map[string]any{"refreshToken": q.Refresh}, nil)
@@ -780,7 +780,7 @@ func TestProfileRequiresBearer(t *testing.T) {
 		{"no header", nil, "UNAUTHORIZED", "Bearer"},
 		{"basic", map[string]string{"Authorization": "Basic dXNlcjpwYXNz"}, "UNAUTHORIZED", "Bearer"},
 		{"bearer without token", map[string]string{"Authorization": "Bearer "}, "UNAUTHORIZED", "Bearer"},
-		{"cookie only", sessCookieHeader(p.Cookie), "UNAUTHORIZED", "Bearer"},
+		{"cookie only", sessCookieHeader(f, p.Cookie), "UNAUTHORIZED", "Bearer"},
 		{"bad token", sessBearer("garbage"), "TOKEN_INVALID", `Bearer error="invalid_token"`},
 		{"refresh token as bearer", sessBearer(p.Refresh), "TOKEN_INVALID", `Bearer error="invalid_token"`},
 	} {

@@ -139,7 +139,8 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	if err != nil {
 		return nil, err
 	}
-	a.handler = manaauth.NewHandler(a.svc, manaauth.HandlerOptions{Logger: logger, TrustedProxies: cfg.TrustedProxies, IPLimiter: a.limiter})
+	a.handler = manaauth.NewHandler(a.svc, manaauth.HandlerOptions{Logger: logger, TrustedProxies: cfg.TrustedProxies,
+		IPLimiter: a.limiter, TrustedOrigins: append([]string{manaauth.Origin(cfg.BaseURL)}, cfg.CORSOrigins...)})
 	if a.spaces, err = spaces.NewHandler(a.spaceSvc, spaces.HandlerOptions{Tokens: a.tokens, Logger: logger}); err != nil {
 		return nil, err
 	}

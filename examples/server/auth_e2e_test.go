@@ -290,9 +290,9 @@ func e2eSessionsAndTokens(t *testing.T, f *e2eServer) {
 	// session-to-token: a new pair in the cookie's session.
 	stt := authPath("/session-to-token")
 	p4 := f.login("dave@example.test", e2ePass1)
-	s1 := decodeJSON[e2ePair](t, f.expect(200, "POST", stt, nil, withCookie(p4.cookie)).body)
+	s1 := decodeJSON[e2ePair](t, f.expect(200, "POST", stt, nil, f.withSession(p4.cookie)).body)
 	assert.Equal(t, f.claims(p4.AccessToken)["sid"], f.claims(s1.AccessToken)["sid"], "same session")
-	assert.Nil(t, sessionCookie(f.expect(200, "POST", stt, "{}", withCookie(p4.cookie))))
+	assert.Nil(t, sessionCookie(f.expect(200, "POST", stt, "{}", f.withSession(p4.cookie))))
 	f.refresh(s1.RefreshToken)
 	f.expectCode(400, "BAD_REQUEST", "POST", stt, "[]", withCookie(p4.cookie))
 	f.expectCode(401, "UNAUTHORIZED", "POST", stt, nil)
@@ -339,7 +339,7 @@ func e2eSessionsAndTokens(t *testing.T, f *e2eServer) {
 
 	// Logout by cookie alone.
 	p6 := f.login("dave@example.test", e2ePass1)
-	assertCookieCleared(t, f.expect(204, "POST", out, nil, withCookie(p6.cookie)))
+	assertCookieCleared(t, f.expect(204, "POST", out, nil, f.withSession(p6.cookie)))
 	f.expectCode(401, "UNAUTHORIZED", "POST", out, nil, withCookie(p6.cookie))
 	f.expectCode(401, "TOKEN_INVALID", "POST", ref, map[string]any{"refreshToken": p6.RefreshToken})
 	assert.Contains(t, eventTypes(f.events(p6.AccessToken, "")), "LOGOUT")
@@ -484,7 +484,7 @@ func e2eWithoutVerification(t *testing.T, f *e2eServer) {
 	assert.False(t, p.User.EmailVerified)
 	ck := assertSessionCookie(t, r)
 	assert.Equal(t, p.User, f.profile(p.AccessToken))
-	f.expect(200, "POST", authPath("/session-to-token"), nil, withCookie(ck))
+	f.expect(200, "POST", authPath("/session-to-token"), nil, f.withSession(ck))
 	assert.JSONEq(t, `{"open":false,"limit":1,"remainingToday":0}`, string(f.expect(200, "GET", st, nil).body))
 	f.expectCode(429, "SIGNUP_LIMIT_REACHED", "POST", authPath("/register"), map[string]any{"email": "ida@example.test", "password": e2ePass1})
 
@@ -492,7 +492,7 @@ func e2eWithoutVerification(t *testing.T, f *e2eServer) {
 	assert.False(t, p2.User.EmailVerified, "login without a verified address")
 	tok := f.mailToken("henry@example.test", "verify-email")
 	assert.True(t, decodeJSON[e2eUserBody](t, f.expect(200, "POST", authPath("/verify-email"), map[string]any{"token": tok}).body).User.EmailVerified)
-	assertCookieCleared(t, f.expect(204, "POST", authPath("/logout"), nil, withCookie(ck)))
+	assertCookieCleared(t, f.expect(204, "POST", authPath("/logout"), nil, f.withSession(ck)))
 }
 
 // e2eIPLimitUntrusted: MANA_AUTH_IP_RATE=3/min, no trusted proxies: the
@@ -687,6 +687,15 @@ func withHeader(k, v string) reqOpt  { return func(h http.Header) { h.Set(k, v) 
 func withBearer(tok string) reqOpt   { return withHeader("Authorization", "Bearer "+tok) }
 func withXFF(v string) reqOpt        { return withHeader("X-Forwarded-For", v) }
 func withCookie(value string) reqOpt { return withHeader("Cookie", manaauth.SessionCookie+"="+value) }
+
+// withSession sends the session cookie with its CSRF token, as the hosted
+// pages do.
+func (f *e2eServer) withSession(value string) reqOpt {
+	return func(h http.Header) {
+		h.Set("Cookie", manaauth.SessionCookie+"="+value)
+		h.Set(manaauth.CSRFHeader, f.auth.svc.CSRFToken(value))
+	}
+}
 
 // sessionCookie is the mana_session cookie the answer sets, or nil.
 func sessionCookie(r e2eReply) *http.Cookie {

@@ -28,6 +28,7 @@ type Config struct {
 	MigrateDatabaseURL string
 	IPRate             Rate // zero Limit: disabled
 	TrustedProxies     []netip.Prefix
+	CORSOrigins        []string // MANA_AUTH_CORS_ORIGINS: origins allowed to call with credentials
 	Keys               *vault.KeyRing // MANA_AUTH_KEK or MANA_AUTH_KEKS; development: 32 zero bytes
 	KeyWarning         string         // logged at every start when set
 	SigningKeyPEM      string         // "": development key generated in StateDir
@@ -129,6 +130,14 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			bad("MANA_AUTH_TRUSTED_PROXIES", "%v", err)
 		}
 		c.TrustedProxies = p
+	}
+
+	if v := get("MANA_AUTH_CORS_ORIGINS", ""); v != "" {
+		o, err := web.ParseOrigins(v)
+		if err != nil {
+			bad("MANA_AUTH_CORS_ORIGINS", "%v", err)
+		}
+		c.CORSOrigins = o
 	}
 
 	// MANA_AUTH_KEK / MANA_AUTH_KEKS; in development a missing KEK is 32

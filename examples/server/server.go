@@ -28,6 +28,7 @@ type server struct {
 	logger  *slog.Logger
 	metrics *metrics
 	ready   *readiness
+	cors    []string
 }
 
 type serverDeps struct {
@@ -38,7 +39,7 @@ type serverDeps struct {
 }
 
 func newServer(d serverDeps) *server {
-	s := &server{mux: http.NewServeMux(), logger: d.Logger, metrics: newMetrics(d.Pool)}
+	s := &server{mux: http.NewServeMux(), logger: d.Logger, metrics: newMetrics(d.Pool), cors: d.Config.CORSOrigins}
 	ready := &readiness{pool: d.Pool, sources: d.Sources, logger: d.Logger, timeout: 2 * time.Second,
 		errs: autherr.Writer{Logger: slog.New(slog.DiscardHandler)}}
 	s.ready = ready
@@ -146,6 +147,7 @@ func (s *server) Handler() http.Handler {
 	var h http.Handler = s.mux
 	h = s.observe(h)
 	h = limitBody(h)
+	h = web.CORS(s.cors)(h)
 	h = web.SecurityHeaders(h)
 	h = web.RequestID(h)
 	return h

@@ -28,7 +28,7 @@ type Config struct {
 	MigrateDatabaseURL string
 	IPRate             Rate // zero Limit: disabled
 	TrustedProxies     []netip.Prefix
-	CORSOrigins        []string // MANA_AUTH_CORS_ORIGINS: origins allowed to call with credentials
+	CORSOrigins        []string       // MANA_AUTH_CORS_ORIGINS: origins allowed to call with credentials
 	Keys               *vault.KeyRing // MANA_AUTH_KEK or MANA_AUTH_KEKS; development: 32 zero bytes
 	KeyWarning         string         // logged at every start when set
 	SigningKeyPEM      string         // "": development key generated in StateDir

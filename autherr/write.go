@@ -36,7 +36,10 @@ func Write(w http.ResponseWriter, r *http.Request, err error) {
 //
 // with the code's status, Content-Type: application/json and
 // Cache-Control: no-store. remainingSeconds (and Retry-After) are sent when
-// RemainingSeconds > 0; a retryable error (IsRetryable) gets Retry-After: 1.
+// RemainingSeconds > 0; a retryable error (IsRetryable) gets Retry-After: 1
+// and every other SERVICE_UNAVAILABLE Retry-After: OutageRetrySeconds, so a
+// client backs off during an outage instead of hammering it. Domain codes
+// answered with 503 (GRANT_NOT_CONFIGURED) get none: retrying does not help.
 // INTERNAL, SERVICE_UNAVAILABLE and unknown codes (sent as INTERNAL) carry
 // the generic message and no details. The request id comes from the
 // response header X-Request-Id (set by the web middleware), else from a
@@ -83,6 +86,8 @@ func (wr Writer) Write(w http.ResponseWriter, r *http.Request, err error) {
 		h.Set("Retry-After", strconv.Itoa(e.RemainingSeconds))
 	case IsRetryable(err):
 		h.Set("Retry-After", "1")
+	case code == ServiceUnavailable:
+		h.Set("Retry-After", strconv.Itoa(OutageRetrySeconds))
 	}
 	w.WriteHeader(status)
 	if _, wErr := w.Write(b); wErr != nil {
@@ -91,6 +96,11 @@ func (wr Writer) Write(w http.ResponseWriter, r *http.Request, err error) {
 			slog.String("code", string(code)), slog.String("cause", wErr.Error()), slog.String("requestId", id))
 	}
 }
+
+// OutageRetrySeconds is the Retry-After of a SERVICE_UNAVAILABLE answer
+// that says nothing more precise (the database unreachable, say): a few
+// seconds, the time /readyz takes to notice a recovery.
+const OutageRetrySeconds = 5
 
 // Log classifies err and logs it (and calls Observe) exactly as Write would,
 // without writing a response: for errors that happen after the response

@@ -61,8 +61,8 @@ func serve(t testing.TB, wr Writer, err error, requestID string) *httptest.Respo
 // and headers included. Run `go test ./autherr -update` to rewrite the
 // files after a deliberate change and review the diff.
 //
-// If Retry-After were dropped, account_locked and serialization_failure
-// fail; if 5xx answers leaked their cause (SQL, table, SQLSTATE),
+// If Retry-After were dropped, account_locked, serialization_failure and
+// service_unavailable_pg (an outage: Retry-After 5) fail; if 5xx answers leaked their cause (SQL, table, SQLSTATE),
 // service_unavailable_pg and internal fail.
 func TestWriteGolden(t *testing.T) {
 	cases := []struct {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,7 +33,9 @@ func TestThrowawayDiesWithParent(t *testing.T) {
 	require.NoError(t, err)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	var stderr strings.Builder
+	// exec copies the child's stderr from a goroutine of its own while this
+	// one may read it for a failure message: the buffer takes a lock.
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	waited := false
@@ -76,4 +79,23 @@ func TestThrowawayDiesWithParent(t *testing.T) {
 	require.DirExists(t, dir)
 	cleanupStale(tmp, testLogger(t))
 	assert.NoDirExists(t, dir)
+}
+
+// lockedBuffer is a strings.Builder safe for one writer and one reader at
+// once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

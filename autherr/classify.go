@@ -66,11 +66,12 @@ func Classify(err error) *Error {
 
 // CountsTowardLockout reports whether err is a credential failure that the
 // lockout counter must count: true only when Classify gives
-// INVALID_CREDENTIALS. Infrastructure errors never count, even when
-// mislabeled (see Classify).
+// INVALID_CREDENTIALS (a wrong password) or MFA_INVALID_CODE (a wrong or
+// replayed second-factor code). Infrastructure errors never count, even
+// when mislabeled (see Classify).
 func CountsTowardLockout(err error) bool {
 	e := Classify(err)
-	return e != nil && e.Code == InvalidCredentials
+	return e != nil && (e.Code == InvalidCredentials || e.Code == MFAInvalidCode)
 }
 
 // IsUnavailable reports whether err classifies as SERVICE_UNAVAILABLE.

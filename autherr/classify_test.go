@@ -29,11 +29,14 @@ func TestCodeStatus(t *testing.T) {
 		ValidationFailed:          400,
 		WeakPassword:              400,
 		InvalidCredentials:        401,
+		MFAInvalidCode:            401,
+		ReauthRequired:            401,
 		Unauthorized:              401,
 		TokenInvalid:              401,
 		TokenExpired:              401,
 		PasskeyVerificationFailed: 401,
 		EmailNotVerified:          403,
+		AccountDisabled:           403,
 		Forbidden:                 403,
 		NotFound:                  404,
 		EmailAlreadyRegistered:    409,
@@ -78,6 +81,7 @@ type classifyCase struct {
 func TestClassify(t *testing.T) {
 	own := New(NotFound, "no such guild")
 	invalid := New(InvalidCredentials, "invalid email or password")
+	badCode := New(MFAInvalidCode, "invalid or already used code")
 	grant := New(GrantNotConfigured, "mission grants are not configured")
 	unknownCode := &Error{Code: "NO_SUCH_CODE", Message: "x"}
 	notInfra := Wrap(NotFound, pgErr("22P02", `invalid input syntax for type uuid: "abc"`), "no such guild")
@@ -97,9 +101,11 @@ func TestClassify(t *testing.T) {
 		{name: "own_4xx_over_non_infra_cause", err: notInfra, want: NotFound, same: notInfra},
 		// The only code that counts toward lockout. If CountsTowardLockout
 		// compared anything but the classified code, these rows or
-		// TestCountsTowardLockoutOnlyInvalidCredentials fail.
+		// TestCountsTowardLockoutOnlyCredentialFailures fail.
 		{name: "invalid_credentials", err: invalid, want: InvalidCredentials, lockout: true, same: invalid},
 		{name: "invalid_credentials_wrapped", err: fmt.Errorf("login: %w", invalid), want: InvalidCredentials, lockout: true, same: invalid},
+		{name: "mfa_invalid_code", err: fmt.Errorf("mfa: %w", badCode), want: MFAInvalidCode, lockout: true, same: badCode},
+		{name: "mislabeled_mfa_outage", err: Wrap(MFAInvalidCode, conn, ""), want: ServiceUnavailable},
 
 		// The incident. If 42703 mapped to INVALID_CREDENTIALS (or anything
 		// but SERVICE_UNAVAILABLE), incident_42703 fails and
@@ -264,13 +270,15 @@ func TestClassifyNil(t *testing.T) {
 	assert.Equal(t, Code(""), CodeOf(nil))
 }
 
-// TestCountsTowardLockoutOnlyInvalidCredentials: if any other code counted
+// TestCountsTowardLockoutOnlyCredentialFailures: if any other code counted
 // (say TOKEN_INVALID or ACCOUNT_LOCKED, which would extend the lock), its
-// row fails.
-func TestCountsTowardLockoutOnlyInvalidCredentials(t *testing.T) {
+// row fails; so does a wrong MFA code that stopped counting (a second
+// factor could then be guessed without limit).
+func TestCountsTowardLockoutOnlyCredentialFailures(t *testing.T) {
 	for _, c := range Codes() {
 		err := fmt.Errorf("wrapped: %w", New(c, "m"))
-		assert.Equalf(t, c == InvalidCredentials, CountsTowardLockout(err), "CountsTowardLockout(New(%s))", c)
+		want := c == InvalidCredentials || c == MFAInvalidCode
+		assert.Equalf(t, want, CountsTowardLockout(err), "CountsTowardLockout(New(%s))", c)
 	}
 }
 

@@ -14,12 +14,15 @@ const (
 	BadRequest                Code = "BAD_REQUEST"                 // 400: malformed JSON or request
 	ValidationFailed          Code = "VALIDATION_FAILED"           // 400: well-formed but invalid values; details.fields
 	WeakPassword              Code = "WEAK_PASSWORD"               // 400: password refused by policy
-	InvalidCredentials        Code = "INVALID_CREDENTIALS"         // 401: wrong email/password; the only code that counts toward lockout
+	InvalidCredentials        Code = "INVALID_CREDENTIALS"         // 401: wrong email/password; counts toward lockout
+	MFAInvalidCode            Code = "MFA_INVALID_CODE"            // 401: wrong or replayed TOTP / recovery code; counts toward lockout
+	ReauthRequired            Code = "REAUTH_REQUIRED"             // 401: the action needs a more recently authenticated session
 	Unauthorized              Code = "UNAUTHORIZED"                // 401: no or unusable credentials on a protected route
 	TokenInvalid              Code = "TOKEN_INVALID"               // 401: bad signature, malformed, revoked or reused token
 	TokenExpired              Code = "TOKEN_EXPIRED"               // 401: token past its expiry
 	PasskeyVerificationFailed Code = "PASSKEY_VERIFICATION_FAILED" // 401: WebAuthn ceremony did not verify
 	EmailNotVerified          Code = "EMAIL_NOT_VERIFIED"          // 403: login before verifying the address
+	AccountDisabled           Code = "ACCOUNT_DISABLED"            // 403: the account was disabled by an operator
 	Forbidden                 Code = "FORBIDDEN"                   // 403: authenticated but not allowed
 	NotFound                  Code = "NOT_FOUND"                   // 404: no such resource (or not yours)
 	EmailAlreadyRegistered    Code = "EMAIL_ALREADY_REGISTERED"    // 409: the address is taken
@@ -51,11 +54,14 @@ var codes = map[Code]codeInfo{
 	ValidationFailed:          {http.StatusBadRequest, "request validation failed"},
 	WeakPassword:              {http.StatusBadRequest, "password does not meet the password policy"},
 	InvalidCredentials:        {http.StatusUnauthorized, "invalid email or password"},
+	MFAInvalidCode:            {http.StatusUnauthorized, "invalid or already used code"},
+	ReauthRequired:            {http.StatusUnauthorized, "sign in again to do this"},
 	Unauthorized:              {http.StatusUnauthorized, "authentication required"},
 	TokenInvalid:              {http.StatusUnauthorized, "token is invalid"},
 	TokenExpired:              {http.StatusUnauthorized, "token has expired"},
 	PasskeyVerificationFailed: {http.StatusUnauthorized, "passkey verification failed"},
 	EmailNotVerified:          {http.StatusForbidden, "email address is not verified"},
+	AccountDisabled:           {http.StatusForbidden, "this account is disabled"},
 	Forbidden:                 {http.StatusForbidden, "forbidden"},
 	NotFound:                  {http.StatusNotFound, "not found"},
 	EmailAlreadyRegistered:    {http.StatusConflict, "email address is already registered"},

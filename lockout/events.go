@@ -40,8 +40,16 @@ const (
 	PasskeyRegistered      EventType = "PASSKEY_REGISTERED"
 	PasskeyRenamed         EventType = "PASSKEY_RENAMED"
 	PasskeyDeleted         EventType = "PASSKEY_DELETED"
-	PasskeyLoginSuccess    EventType = "PASSKEY_LOGIN_SUCCESS"
+	PasskeyLoginSuccess    EventType = "PASSKEY_LOGIN_SUCCESS" // kept for rows already written; a passkey login records LOGIN_SUCCESS with method passkey
 	PasskeyLoginFailure    EventType = "PASSKEY_LOGIN_FAILURE"
+	PasskeyCloneSuspected  EventType = "PASSKEY_CLONE_SUSPECTED"
+	MFARequired            EventType = "MFA_REQUIRED" // the password was right; a second factor was asked for
+	MFAEnabled             EventType = "MFA_ENABLED"
+	MFADisabled            EventType = "MFA_DISABLED"
+	MFARecoveryCodeUsed    EventType = "MFA_RECOVERY_CODE_USED"
+	SessionRevoked         EventType = "SESSION_REVOKED"
+	AccountDisabled        EventType = "ACCOUNT_DISABLED"
+	AccountEnabled         EventType = "ACCOUNT_ENABLED"
 	APIKeyCreated          EventType = "API_KEY_CREATED"
 	APIKeyRevoked          EventType = "API_KEY_REVOKED"
 	VaultInitialized       EventType = "VAULT_INITIALIZED"
@@ -59,7 +67,9 @@ var eventTypes = map[EventType]bool{
 	Logout: true, EmailVerified: true, PasswordChanged: true, PasswordResetRequested: true,
 	PasswordReset: true, EmailChangeRequested: true, EmailChanged: true, ProfileUpdated: true,
 	AccountDeleted: true, TokenReuseDetected: true, PasskeyRegistered: true, PasskeyRenamed: true,
-	PasskeyDeleted: true, PasskeyLoginSuccess: true, PasskeyLoginFailure: true, APIKeyCreated: true,
+	PasskeyDeleted: true, PasskeyLoginSuccess: true, PasskeyLoginFailure: true, PasskeyCloneSuspected: true,
+	MFARequired: true, MFAEnabled: true, MFADisabled: true, MFARecoveryCodeUsed: true, SessionRevoked: true,
+	AccountDisabled: true, AccountEnabled: true, APIKeyCreated: true,
 	APIKeyRevoked: true, VaultInitialized: true, VaultKeyRotated: true, VaultRecoverySet: true,
 	VaultRecoveryCleared: true, VaultZKEnabled: true, VaultZKDisabled: true, GrantIssued: true,
 	DataExported: true,

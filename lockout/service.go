@@ -24,6 +24,10 @@ type Method string
 const (
 	Password Method = "password"
 	Passkey  Method = "passkey"
+	// MFA is the second step of a login: a TOTP or recovery code checked
+	// after the password. Its wrong codes (MFA_INVALID_CODE) count toward
+	// the same lock as wrong passwords.
+	MFA Method = "mfa"
 )
 
 // Policy is the lockout policy. The zero value of each field means its
@@ -163,7 +167,7 @@ func (s *Service) Begin(ctx context.Context, a Attempt) (*Ticket, error) {
 	if a.Email == "" {
 		return nil, autherr.New(autherr.ValidationFailed, "email is required")
 	}
-	if a.Method != Password && a.Method != Passkey {
+	if a.Method != Password && a.Method != Passkey && a.Method != MFA {
 		return nil, fmt.Errorf("lockout: unknown method %q", a.Method)
 	}
 	now := s.now().UTC()
@@ -245,12 +249,21 @@ func (s *Service) queueSuccess(b *pgx.Batch, t *Ticket, userID uuid.UUID) error 
 	b.Queue(`UPDATE auth.lockouts SET failures = '{}', locked_until = NULL, denied = false, updated_at = $2
 		WHERE email = $1`, t.a.Email, t.at)
 	b.Queue(insertAttemptSQL, t.a.Email, nullAddr(t.a.IP), nullString(t.a.UserAgent), true, string(t.a.Method), t.at)
-	typ := LoginSuccess
-	if t.a.Method == Passkey {
-		typ = PasskeyLoginSuccess
-	}
-	return s.events.Queue(b, Event{Type: typ, UserID: userID, IP: t.a.IP, UserAgent: t.a.UserAgent,
+	// A login is a login whatever proved it (api.md: LOGIN_SUCCESS with
+	// its method).
+	return s.events.Queue(b, Event{Type: LoginSuccess, UserID: userID, IP: t.a.IP, UserAgent: t.a.UserAgent,
 		Metadata: map[string]any{"method": string(t.a.Method)}})
+}
+
+// SucceedTx records the success of the check inside tx — the transaction
+// that also starts the session, say — so that both commit together. When
+// tx commits the ticket is done (do not call Finish); when it fails, call
+// Finish with its error, which takes the admission back.
+func (t *Ticket) SucceedTx(ctx context.Context, tx pgx.Tx, userID uuid.UUID) error {
+	if t == nil || t.finished {
+		return nil
+	}
+	return t.s.succeedTx(ctx, tx, t, userID)
 }
 
 // QueueSuccess adds the recording of a successful check to b, the batch
@@ -335,20 +348,38 @@ const releaseSQL = `
 // Errors: SERVICE_UNAVAILABLE when it could not record; the caller
 // answers with it.
 func (t *Ticket) Refuse(ctx context.Context, userID uuid.UUID, reason string) error {
+	return t.hold(ctx, userID, LoginRefused, map[string]any{"method": string(t.a.Method), "reason": reason})
+}
+
+// Challenge records a check whose credentials were right but that needs a
+// second factor before it is a login: like Refuse, the admission is taken
+// back (the counter stays as it was: the password being right does not
+// clear earlier failures, so wrong codes and wrong passwords share one
+// budget), the attempt is a row in auth.login_attempts with successful
+// false, and MFA_REQUIRED is recorded. The second step passes the gate on
+// its own (Method MFA). Later calls of Challenge, Refuse or Finish do
+// nothing.
+//
+// Errors: SERVICE_UNAVAILABLE when it could not record.
+func (t *Ticket) Challenge(ctx context.Context, userID uuid.UUID) error {
+	return t.hold(ctx, userID, MFARequired, map[string]any{"method": string(t.a.Method)})
+}
+
+func (t *Ticket) hold(ctx context.Context, userID uuid.UUID, typ EventType, metadata map[string]any) error {
 	if t == nil || t.finished {
 		return nil
 	}
 	t.finished = true
 	s := t.s
-	return s.inTx(ctx, "record refusal", func(tx pgx.Tx) error {
+	return s.inTx(ctx, "record "+string(typ), func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, releaseSQL, t.a.Email, t.at, t.engaged, s.policy.MaxFailures); err != nil {
 			return err
 		}
 		if err := insertAttempt(ctx, tx, t.a, false, t.at); err != nil {
 			return err
 		}
-		return s.events.Insert(ctx, tx, Event{Type: LoginRefused, UserID: userID, IP: t.a.IP, UserAgent: t.a.UserAgent,
-			Metadata: map[string]any{"method": string(t.a.Method), "reason": reason}})
+		return s.events.Insert(ctx, tx, Event{Type: typ, UserID: userID, IP: t.a.IP, UserAgent: t.a.UserAgent,
+			Metadata: metadata})
 	})
 }
 

@@ -293,7 +293,8 @@ func TestRecordedRowsBindRealValues(t *testing.T) {
 	assert.True(t, c.Now().Equal(got[0].attempted), "attempted_at %v, want the bound clock value %v", got[0].attempted, c.Now())
 
 	assert.Equal(t, 1, count(t, db.Owner, "SELECT count(*) FROM auth.security_events WHERE event_type = 'LOGIN_FAILURE' AND user_id = $1", userID))
-	assert.Equal(t, 1, count(t, db.Owner, "SELECT count(*) FROM auth.security_events WHERE event_type = 'PASSKEY_LOGIN_SUCCESS' AND user_id = $1", userID))
+	// api.md: a passkey login records LOGIN_SUCCESS with method passkey.
+	assert.Equal(t, 1, count(t, db.Owner, "SELECT count(*) FROM auth.security_events WHERE event_type = 'LOGIN_SUCCESS' AND metadata->>'method' = 'passkey' AND user_id = $1", userID))
 }
 
 // TestGateFailsClosedWhenTheDatabaseIsDown: the old gate answered "not
@@ -364,4 +365,59 @@ func BenchmarkGate(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestPasswordThenWrongCodesShareOneBudget: with a second factor, the right
+// password opens the second step without clearing earlier failures
+// (Challenge takes its admission back), and wrong codes count like wrong
+// passwords. If Challenge recorded a success instead, the counter would
+// reset at every right password and an attacker who knows the password
+// could guess codes forever (4 codes, the password, 4 codes, …): the lock
+// below would never come. If MFA_INVALID_CODE did not count, the six
+// wrong codes would all be admitted.
+func TestPasswordThenWrongCodesShareOneBudget(t *testing.T) {
+	t.Parallel()
+	db := testutil.DB(t)
+	g := newGate(t, db.Runtime, nil)
+	ctx := context.Background()
+	const email = "mfa@example.com"
+	userID := uuid.New()
+	_, err := db.Owner.Exec(ctx, `INSERT INTO auth.users (id, email) VALUES ($1, $2)`, userID, email)
+	require.NoError(t, err)
+	wrongCode := autherr.New(autherr.MFAInvalidCode, "invalid code")
+	code := func(outcome error) error {
+		t.Helper()
+		tk, err := g.Begin(ctx, lockout.Attempt{Email: email, Method: lockout.MFA})
+		if err != nil {
+			return err
+		}
+		if err := tk.Finish(ctx, userID, outcome); err != nil {
+			return err
+		}
+		return outcome
+	}
+	passwordStep := func() {
+		t.Helper()
+		tk, err := g.Begin(ctx, lockout.Attempt{Email: email, Method: lockout.Password})
+		require.NoError(t, err)
+		require.NoError(t, tk.Challenge(ctx, userID))
+	}
+	passwordStep()
+	for i := range 2 {
+		require.Equal(t, autherr.MFAInvalidCode, autherr.CodeOf(code(wrongCode)), "code %d", i)
+	}
+	passwordStep() // right password again: must not reset the two failures
+	for i := range 3 {
+		require.Equal(t, autherr.MFAInvalidCode, autherr.CodeOf(code(wrongCode)), "code %d", i)
+	}
+	// Five wrong codes: locked, for codes and passwords alike.
+	require.Equal(t, autherr.AccountLocked, autherr.CodeOf(code(nil)), "the right code while locked")
+	_, err = g.Begin(ctx, lockout.Attempt{Email: email, Method: lockout.Password})
+	require.Equal(t, autherr.AccountLocked, autherr.CodeOf(err), "the password while locked")
+
+	assert.Equal(t, 2, count(t, db.Owner, "SELECT count(*) FROM auth.security_events WHERE event_type = 'MFA_REQUIRED' AND user_id = $1", userID))
+	assert.Equal(t, 6, count(t, db.Owner, "SELECT count(*) FROM auth.login_attempts WHERE email = $1 AND method = 'mfa' AND NOT successful", email),
+		"five wrong codes and the right one refused while locked are rows")
+	assert.Equal(t, 0, count(t, db.Owner, "SELECT count(*) FROM auth.security_events WHERE event_type = 'LOGIN_SUCCESS'"),
+		"a password step that needs a second factor is not a login")
 }

@@ -179,7 +179,7 @@ func TestSMTPMailerServerDownIsUnavailableAndFast(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, autherr.IsUnavailable(err), "got %v", err)
 	assert.Equal(t, autherr.ServiceUnavailable, autherr.CodeOf(err))
-	assert.Less(t, time.Since(start), 2*time.Second)
+	assert.Less(t, time.Since(start), 20*time.Second, "fails instead of hanging (a wide bound: a loaded machine must not fail it)")
 	assert.NotContains(t, err.Error(), "pass", "no credentials in the error")
 }
 
@@ -224,7 +224,7 @@ func TestSMTPMailerTimeoutOnSilentServer(t *testing.T) {
 		require.Error(t, err)
 		assert.True(t, autherr.IsUnavailable(err), "got %v", err)
 		assert.GreaterOrEqual(t, elapsed, 250*time.Millisecond)
-		assert.Less(t, elapsed, 2*time.Second, "Timeout respected")
+		assert.Less(t, elapsed, 10*time.Second, "Timeout respected: a silent relay would hold it forever")
 	})
 	t.Run("context", func(t *testing.T) {
 		mailer := mailTestMailer(t, SMTPConfig{URL: u, Timeout: time.Minute})
@@ -234,7 +234,7 @@ func TestSMTPMailerTimeoutOnSilentServer(t *testing.T) {
 		err := mailer.Send(ctx, Verification(mailTestLinks(t), "a@example.com", "tok", time.Hour))
 		require.Error(t, err)
 		assert.True(t, autherr.IsUnavailable(err), "got %v", err)
-		assert.Less(t, time.Since(start), 2*time.Second, "the caller's deadline is respected")
+		assert.Less(t, time.Since(start), 10*time.Second, "the caller's deadline is respected (Timeout is a minute)")
 	})
 }
 

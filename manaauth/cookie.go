@@ -47,26 +47,26 @@ func Origin(u *url.URL) string {
 	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
 }
 
-func (a *authHandler) setCookie(w http.ResponseWriter, p *TokenPair) {
+func (s *Service) setCookie(w http.ResponseWriter, p *TokenPair) {
 	if p.SessionCookie == "" {
 		return
 	}
-	age := int(a.svc.cfg.SessionTTL / time.Second)
+	age := int(s.cfg.SessionTTL / time.Second)
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: p.SessionCookie, Path: "/", HttpOnly: true,
-		Secure: a.svc.secureCookies, SameSite: http.SameSiteLaxMode, MaxAge: age,
+		Secure: s.secureCookies, SameSite: http.SameSiteLaxMode, MaxAge: age,
 	})
 	http.SetCookie(w, &http.Cookie{
-		Name: CSRFCookie, Value: a.svc.CSRFToken(p.SessionCookie), Path: "/",
-		Secure: a.svc.secureCookies, SameSite: http.SameSiteLaxMode, MaxAge: age,
+		Name: CSRFCookie, Value: s.CSRFToken(p.SessionCookie), Path: "/",
+		Secure: s.secureCookies, SameSite: http.SameSiteLaxMode, MaxAge: age,
 	})
 }
 
-func (a *authHandler) clearCookie(w http.ResponseWriter) {
+func (s *Service) clearCookie(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", HttpOnly: true,
-		Secure: a.svc.secureCookies, SameSite: http.SameSiteLaxMode, MaxAge: -1})
+		Secure: s.secureCookies, SameSite: http.SameSiteLaxMode, MaxAge: -1})
 	http.SetCookie(w, &http.Cookie{Name: CSRFCookie, Value: "", Path: "/",
-		Secure: a.svc.secureCookies, SameSite: http.SameSiteLaxMode, MaxAge: -1})
+		Secure: s.secureCookies, SameSite: http.SameSiteLaxMode, MaxAge: -1})
 }
 
 // caller authenticates a route that takes the Bearer token or, failing

@@ -26,4 +26,36 @@
 //
 // auth.users stores each email canonical (trimmed, lower-cased) under a
 // UNIQUE constraint, so addresses are unique case-insensitively.
+//
+// # Sessions
+//
+// Every sign-in is a session (auth.sessions) with its method (password,
+// passkey, or mfa for a password completed by a second factor), where it
+// started, and its refresh-token family. The handler serves api.md's
+// Sessions routes (GET /sessions, DELETE /sessions/{id},
+// POST /sessions/revoke-others) behind the live-session check
+// (token.LiveSessions, which Service.SessionActive backs): access tokens
+// are stateless, so a revoked session's token is refused by the routes
+// that guard secrets within 5 seconds on every instance, at once on the
+// one that revoked.
+//
+// # Other credentials and a second factor
+//
+// Packages that check other credentials start sessions through
+// StartSession: a passkey assertion or a second factor, checked by the
+// package that owns it, becomes a login exactly like a password one (the
+// gate's success, LOGIN_SUCCESS with the method, the session cookie;
+// WriteSignIn answers it). Login asks Config.SecondFactor, when set, after
+// every right password; an account with an active factor gets its
+// challenge instead of tokens, and the right password clears nothing at
+// the gate until the second step succeeds. RequireRecentAuth guards the
+// actions api.md marks "recent".
+//
+// # Operators
+//
+// Users, UserByEmail, Unlock, Disable, Enable and RevokeAllSessions back
+// the reference server's `users` commands; none of them is mounted over
+// HTTP. A disabled account cannot sign in by any credential
+// (ACCOUNT_DISABLED, only after the credential checked out), its refresh
+// tokens stop working and its sessions are revoked.
 package manaauth

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/uuid"
+
 	"github.com/mana-how/mana-auth/autherr"
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/token"
@@ -31,6 +33,11 @@ type HandlerOptions struct {
 	// cross-origin call from elsewhere is refused (FORBIDDEN, reason
 	// "origin") before its CSRF token is even looked at.
 	TrustedOrigins []string
+	// Live is the live-session check of the /sessions routes; nil: one of
+	// the handler's own on svc (token.NewLiveSessions with its defaults).
+	// Share one between the handlers of a server so that a revocation
+	// seen by one is seen by all.
+	Live *token.LiveSessions
 }
 
 // Handler serves api.md's Auth section; mount it under /api/v1/auth with
@@ -59,9 +66,17 @@ func NewHandler(svc *Service, opts HandlerOptions) *Handler {
 	for i, o := range opts.TrustedOrigins {
 		opts.TrustedOrigins[i] = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/")
 	}
+	if opts.Live == nil {
+		live, err := token.NewLiveSessions(token.LiveSessionsConfig{Checker: svc, Now: svc.now})
+		if err != nil {
+			panic(err) // unreachable: the config is valid by construction
+		}
+		opts.Live = live
+	}
 	a := &authHandler{svc: svc, opts: opts, errs: autherr.Writer{Logger: opts.Logger, Observe: opts.Observe}}
 	m := web.NewMux(a.errs)
 	bearer := token.MiddlewareWith(svc.cfg.Tokens, a.errs)
+	live := func(h http.Handler) http.Handler { return bearer(opts.Live.Middleware(a.errs)(h)) }
 	limited := a.limitIP
 	ok, created, accepted := http.StatusOK, http.StatusCreated, http.StatusAccepted
 	m.Handle("POST /register", web.Endpoint(created, a.register), limited)
@@ -81,6 +96,9 @@ func NewHandler(svc *Service, opts HandlerOptions) *Handler {
 	m.Handle("DELETE /account", web.Endpoint(http.StatusNoContent, a.deleteAccount), bearer)
 	m.Handle("GET /security-events", web.Endpoint(ok, a.securityEvents), bearer)
 	m.Handle("GET /signup-status", web.Endpoint(ok, a.signupStatus))
+	m.Handle("GET /sessions", web.Endpoint(ok, a.sessions), live)
+	m.Handle("DELETE /sessions/{id}", web.Endpoint(http.StatusNoContent, a.revokeSession), live)
+	m.Handle("POST /sessions/revoke-others", web.Endpoint(http.StatusNoContent, a.revokeOthers), live)
 	return &Handler{mux: m}
 }
 
@@ -145,19 +163,22 @@ func (a *authHandler) register(w http.ResponseWriter, r *http.Request, in regist
 	}
 	body := userBody{User: res.User}
 	if p := res.Tokens; p != nil {
-		a.setCookie(w, p)
+		a.svc.setCookie(w, p)
 		body.AccessToken, body.RefreshToken, body.TokenType, body.ExpiresIn = p.AccessToken, p.RefreshToken, p.TokenType, p.ExpiresIn
 	}
 	return body, nil
 }
 
 func (a *authHandler) login(w http.ResponseWriter, r *http.Request, in loginIn) (any, error) {
-	p, err := a.svc.Login(r.Context(), in.Email, in.Password, a.client(r))
+	res, err := a.svc.Login(r.Context(), in.Email, in.Password, a.client(r))
 	if err != nil {
 		return nil, err
 	}
-	a.setCookie(w, p)
-	return p, nil
+	if res.MFA != nil {
+		return mfaBody(res.MFA), nil
+	}
+	a.svc.setCookie(w, res.Tokens)
+	return res.Tokens, nil
 }
 
 type refreshIn struct {
@@ -176,7 +197,8 @@ func (a *authHandler) logout(w http.ResponseWriter, r *http.Request, in struct {
 	if err := a.svc.Logout(r.Context(), uid, sid, in.RefreshToken, a.client(r)); err != nil {
 		return nil, err
 	}
-	a.clearCookie(w)
+	a.opts.Live.Forget(sid)
+	a.svc.clearCookie(w)
 	return nil, nil
 }
 
@@ -328,7 +350,7 @@ func (a *authHandler) deleteAccount(w http.ResponseWriter, r *http.Request, in p
 	if err := a.svc.DeleteAccount(r.Context(), uid, in.Password, a.client(r)); err != nil {
 		return nil, err
 	}
-	a.clearCookie(w)
+	a.svc.clearCookie(w)
 	return nil, nil
 }
 
@@ -373,4 +395,44 @@ func (a *authHandler) securityEvents(_ http.ResponseWriter, r *http.Request, _ w
 
 func (a *authHandler) signupStatus(_ http.ResponseWriter, r *http.Request, _ web.NoBody) (any, error) {
 	return a.svc.Signups(r.Context())
+}
+
+func (a *authHandler) sessions(_ http.ResponseWriter, r *http.Request, _ web.NoBody) (any, error) {
+	uid, sid, err := token.SessionFromRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	list, err := a.svc.Sessions(r.Context(), uid, sid)
+	if err != nil {
+		return nil, err
+	}
+	if list == nil {
+		list = []Session{}
+	}
+	return map[string]any{"sessions": list}, nil
+}
+
+func (a *authHandler) revokeSession(_ http.ResponseWriter, r *http.Request, _ web.NoBody) (any, error) {
+	uid, _, err := token.SessionFromRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.Parse(r.PathValue("id"))
+	if err != nil {
+		return nil, autherr.New(autherr.NotFound, "no such session")
+	}
+	if err := a.svc.RevokeSession(r.Context(), uid, id, a.client(r)); err != nil {
+		return nil, err
+	}
+	a.opts.Live.Forget(id)
+	return nil, nil
+}
+
+func (a *authHandler) revokeOthers(_ http.ResponseWriter, r *http.Request, _ web.NoBody) (any, error) {
+	uid, sid, err := token.SessionFromRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	_, err = a.svc.RevokeOtherSessions(r.Context(), uid, sid, a.client(r))
+	return nil, err
 }

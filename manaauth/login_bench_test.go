@@ -125,11 +125,11 @@ func BenchmarkRefresh(b *testing.B) {
 	ctx := context.Background()
 
 	b.Run("service", func(b *testing.B) {
-		p, err := f.svc.Login(ctx, email, sessPassword, manaauth.Client{})
+		res, err := f.svc.Login(ctx, email, sessPassword, manaauth.Client{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		tok := p.RefreshToken
+		tok := res.Tokens.RefreshToken
 		b.ReportAllocs()
 		for b.Loop() {
 			p, err := f.svc.Refresh(ctx, tok, manaauth.Client{})
@@ -141,11 +141,11 @@ func BenchmarkRefresh(b *testing.B) {
 	})
 
 	b.Run("handler", func(b *testing.B) {
-		p, err := f.svc.Login(ctx, email, sessPassword, manaauth.Client{})
+		res, err := f.svc.Login(ctx, email, sessPassword, manaauth.Client{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		tok := p.RefreshToken
+		tok := res.Tokens.RefreshToken
 		h := manaauth.NewHandler(f.svc, manaauth.HandlerOptions{})
 		b.ReportAllocs()
 		for b.Loop() {

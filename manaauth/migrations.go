@@ -21,11 +21,11 @@ func Source() migrate.Source {
 		Dir:  "migrations",
 		Contract: []migrate.TableColumns{
 			{Schema: "auth", Table: "users", Columns: []string{
-				"id", "email", "name", "image", "password_hash", "email_verified_at", "created_at", "updated_at",
+				"id", "email", "name", "image", "password_hash", "email_verified_at", "created_at", "updated_at", "disabled_at",
 			}},
 			{Schema: "auth", Table: "sessions", Columns: []string{
 				"id", "user_id", "cookie_hash", "ip_address", "user_agent", "created_at", "last_used_at", "expires_at",
-				"revoked_at", "revoke_reason",
+				"revoked_at", "revoke_reason", "method",
 			}},
 			{Schema: "auth", Table: "refresh_tokens", Columns: []string{
 				"id", "session_id", "parent_id", "token_hash", "created_at", "expires_at", "spent_at",

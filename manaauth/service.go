@@ -62,10 +62,13 @@ type Config struct {
 	// credential check passes the gate.
 	Gate   *lockout.Service
 	Events *lockout.Events
-	Hooks  Hooks            // optional
-	Now    func() time.Time // default time.Now
-	Rand   io.Reader        // default crypto/rand.Reader
-	Logger *slog.Logger     // default slog.Default()
+	Hooks  Hooks // optional
+	// SecondFactor, when set, is asked after every right password whether
+	// the account needs a second step (the mfa package); nil: none.
+	SecondFactor SecondFactor
+	Now          func() time.Time // default time.Now
+	Rand         io.Reader        // default crypto/rand.Reader
+	Logger       *slog.Logger     // default slog.Default()
 	// Registerer receives the service's counters; nil leaves them unregistered.
 	Registerer prometheus.Registerer
 
@@ -185,13 +188,14 @@ type User struct {
 type account struct {
 	User
 	passwordHash *string
+	disabled     bool
 }
 
-const userColumns = `id, email, name, image, password_hash, email_verified_at IS NOT NULL, created_at`
+const userColumns = `id, email, name, image, password_hash, email_verified_at IS NOT NULL, created_at, disabled_at IS NOT NULL`
 
 func scanAccount(row pgx.Row) (account, error) {
 	var a account
-	err := row.Scan(&a.ID, &a.Email, &a.Name, &a.Image, &a.passwordHash, &a.EmailVerified, &a.CreatedAt)
+	err := row.Scan(&a.ID, &a.Email, &a.Name, &a.Image, &a.passwordHash, &a.EmailVerified, &a.CreatedAt, &a.disabled)
 	a.CreatedAt = a.CreatedAt.UTC()
 	return a, err
 }

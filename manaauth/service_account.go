@@ -114,7 +114,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, c Client) (*Re
 	s.sendMail(ctx, "verification", mail.Verification(s.cfg.Links, email, verifyTok, s.cfg.VerifyTTL))
 	out := &Registered{User: u}
 	if !s.cfg.RequireEmailVerification {
-		if out.Tokens, err = s.startSession(ctx, u, c, true, nil); err != nil {
+		if out.Tokens, err = s.startSession(ctx, u, c, lockout.Password, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -278,7 +278,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string, 
 		if _, err := tx.Exec(ctx, `UPDATE auth.users SET password_hash = $2, updated_at = $3 WHERE id = $1`, userID, hash, now); err != nil {
 			return err
 		}
-		if err := revokeSessions(ctx, tx, userID, uuid.Nil, "password_reset", now); err != nil {
+		if _, err := revokeSessions(ctx, tx, userID, uuid.Nil, "password_reset", now); err != nil {
 			return err
 		}
 		return s.cfg.Events.Insert(ctx, tx, lockout.Event{Type: lockout.PasswordReset, UserID: userID, IP: c.IP, UserAgent: c.UserAgent})
@@ -451,7 +451,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID, sessionID uuid.UUI
 		if _, err := tx.Exec(ctx, `UPDATE auth.users SET password_hash = $2, updated_at = $3 WHERE id = $1`, userID, hash, now); err != nil {
 			return err
 		}
-		if err := revokeSessions(ctx, tx, userID, sessionID, "password_changed", now); err != nil {
+		if _, err := revokeSessions(ctx, tx, userID, sessionID, "password_changed", now); err != nil {
 			return err
 		}
 		return s.cfg.Events.Insert(ctx, tx, lockout.Event{Type: lockout.PasswordChanged, UserID: userID, IP: c.IP, UserAgent: c.UserAgent})

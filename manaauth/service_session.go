@@ -38,18 +38,45 @@ type TokenPair struct {
 
 var errInvalidCredentials = autherr.New(autherr.InvalidCredentials, "invalid email or password")
 
+// LoginResult is the answer of Login: a token pair, or — when the account
+// has an active second factor — the challenge of the second step, to be
+// completed through the second factor's own route (mfa's /verify).
+type LoginResult struct {
+	Tokens *TokenPair
+	MFA    *MFAChallenge
+}
+
+// MFAChallenge is the second step of a login: api.md's 200
+// {mfaRequired:true, mfaToken, methods}.
+type MFAChallenge struct {
+	Token   string   // single use, short-lived, bound to this login
+	Methods []string // e.g. "totp", "recovery"
+}
+
+// SecondFactor is what Login consults after the password checked out (the
+// mfa package implements it; the host wires it through Config).
+type SecondFactor interface {
+	// Challenge starts the second step of a login for userID and returns
+	// it, or nil when the user has no active factor. Its error fails the
+	// login (and does not count toward the lock unless it says so).
+	Challenge(ctx context.Context, userID uuid.UUID, method lockout.Method, c Client) (*MFAChallenge, error)
+}
+
 // Login checks email and password through the lockout gate.
 //
 // Unknown email, wrong password and empty password give the same answer
 // after the same work (an argon2id verification against a dummy hash where
 // there is no real one); so does a locked account, whose answer differs
-// only in its code.
+// only in its code. With a second factor configured (Config.SecondFactor)
+// and active for the account, the result carries its challenge instead of
+// tokens; the right password then clears nothing at the gate (see
+// lockout.Ticket.Challenge).
 //
 // Errors: VALIDATION_FAILED (malformed email, password over the maximum
 // length — refused before any hashing), INVALID_CREDENTIALS, ACCOUNT_LOCKED,
-// EMAIL_NOT_VERIFIED (only after the password checked out),
-// SERVICE_UNAVAILABLE.
-func (s *Service) Login(ctx context.Context, email, password string, c Client) (*TokenPair, error) {
+// EMAIL_NOT_VERIFIED and ACCOUNT_DISABLED (only after the password checked
+// out), SERVICE_UNAVAILABLE.
+func (s *Service) Login(ctx context.Context, email, password string, c Client) (*LoginResult, error) {
 	if s.cfg.Policy.TooLong(password) {
 		return nil, invalidField("password", "too long")
 	}
@@ -61,22 +88,43 @@ func (s *Service) Login(ctx context.Context, email, password string, c Client) (
 	if err != nil {
 		return nil, err
 	}
+	// Refusals are recorded as what they are: a refused login
+	// (LOGIN_REFUSED), neither a success nor a failure that counts toward
+	// the lock.
+	if acct.disabled {
+		if err := ticket.Refuse(ctx, acct.ID, "account_disabled"); err != nil {
+			return nil, err
+		}
+		return nil, errDisabled
+	}
 	if s.cfg.RequireEmailVerification && !acct.EmailVerified {
-		// Recorded as what it is: a refused login (LOGIN_REFUSED), neither
-		// a success nor a failure that counts toward the lock.
 		if err := ticket.Refuse(ctx, acct.ID, "email_not_verified"); err != nil {
 			return nil, err
 		}
 		return nil, autherr.New(autherr.EmailNotVerified, "verify your email address first")
 	}
+	if s.cfg.SecondFactor != nil {
+		ch, err := s.cfg.SecondFactor.Challenge(ctx, acct.ID, lockout.Password, c)
+		if err != nil {
+			return nil, s.finish(ctx, ticket, acct.ID, err)
+		}
+		if ch != nil {
+			if err := ticket.Challenge(ctx, acct.ID); err != nil {
+				return nil, err
+			}
+			return &LoginResult{MFA: ch}, nil
+		}
+	}
 	// The success is recorded in the transaction that starts the session:
 	// one commit for both.
-	p, err := s.startSession(ctx, acct.User, c, true, ticket)
+	p, err := s.startSession(ctx, acct.User, c, lockout.Password, ticket)
 	if err != nil {
 		return nil, s.finish(ctx, ticket, acct.ID, err)
 	}
-	return p, nil
+	return &LoginResult{Tokens: p}, nil
 }
+
+var errDisabled = autherr.New(autherr.AccountDisabled, "this account is disabled")
 
 // checkPassword runs one credential check through the gate and returns the
 // account when the password is right, with the success recorded. It backs
@@ -171,43 +219,50 @@ func (s *Service) rehash(ctx context.Context, userID uuid.UUID, password string)
 	}
 }
 
-// startSession creates a session with its first refresh token and, for web
-// logins, the session cookie, and signs the access token.
-// When ticket is set, its success is recorded in the same transaction.
-func (s *Service) startSession(ctx context.Context, u User, c Client, cookie bool, ticket *lockout.Ticket) (*TokenPair, error) {
-	now := s.now().UTC()
-	refresh, refreshHash, err := s.newToken()
+// startSession creates a session with its first refresh token and the
+// web session cookie, and signs the access token. When ticket is set, its
+// success is recorded in the same implicit transaction: one batch, one
+// round trip.
+func (s *Service) startSession(ctx context.Context, u User, c Client, method lockout.Method, ticket *lockout.Ticket) (*TokenPair, error) {
+	b, p, err := s.newSession(u, c, method)
 	if err != nil {
 		return nil, err
 	}
-	var cookieTok string
-	var cookieHash []byte
-	if cookie {
-		if cookieTok, cookieHash, err = s.newToken(); err != nil {
-			return nil, err
-		}
-	}
-	// One batch, one round trip, one implicit transaction: the session,
-	// its first refresh token and the gate's record of the success.
-	sid := uuid.New()
-	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO auth.sessions (id, user_id, cookie_hash, ip_address, user_agent, created_at, last_used_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $6, $7)`,
-		sid, u.ID, cookieHash, nullAddr(c.IP), nullString(c.UserAgent), now, now.Add(s.cfg.SessionTTL))
-	b.Queue(`INSERT INTO auth.refresh_tokens (session_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
-		sid, refreshHash, now, now.Add(s.cfg.SessionTTL))
 	if err := ticket.QueueSuccess(b, u.ID); err != nil {
 		return nil, err
 	}
 	if err := s.cfg.Pool.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("manaauth: start session: %w", err)
 	}
+	return p, nil
+}
+
+// newSession prepares a session for u: the batch that writes it (the
+// session row and its first refresh token) and the token pair it grants
+// once written.
+func (s *Service) newSession(u User, c Client, method lockout.Method) (*pgx.Batch, *TokenPair, error) {
+	now := s.now().UTC()
+	refresh, refreshHash, err := s.newToken()
+	if err != nil {
+		return nil, nil, err
+	}
+	cookieTok, cookieHash, err := s.newToken()
+	if err != nil {
+		return nil, nil, err
+	}
+	sid := uuid.New()
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO auth.sessions (id, user_id, cookie_hash, ip_address, user_agent, created_at, last_used_at, expires_at, method)
+		VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)`,
+		sid, u.ID, cookieHash, nullAddr(c.IP), nullString(c.UserAgent), now, now.Add(s.cfg.SessionTTL), string(method))
+	b.Queue(`INSERT INTO auth.refresh_tokens (session_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
+		sid, refreshHash, now, now.Add(s.cfg.SessionTTL))
 	p, err := s.pair(u, sid, refresh)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p.SessionCookie = cookieTok
-	return p, nil
+	return b, p, nil
 }
 
 func (s *Service) pair(u User, sid uuid.UUID, refresh string) (*TokenPair, error) {
@@ -248,9 +303,9 @@ func (s *Service) Refresh(ctx context.Context, token string, c Client) (*TokenPa
 		var expires time.Time
 		err := tx.QueryRow(ctx, `
 			UPDATE auth.refresh_tokens rt SET spent_at = $2
-			FROM auth.sessions s
+			FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id
 			WHERE rt.token_hash = $1 AND rt.spent_at IS NULL AND rt.expires_at > $2
-			  AND s.id = rt.session_id AND s.revoked_at IS NULL AND s.expires_at > $2
+			  AND s.id = rt.session_id AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.disabled_at IS NULL
 			RETURNING rt.id, rt.session_id, s.expires_at`, h, now).Scan(&tokID, &sid, &expires)
 		if err == nil {
 			if _, err := tx.Exec(ctx, `INSERT INTO auth.refresh_tokens (session_id, parent_id, token_hash, created_at, expires_at)
@@ -269,16 +324,20 @@ func (s *Service) Refresh(ctx context.Context, token string, c Client) (*TokenPa
 		// Not spendable: find out why.
 		var spentAt, revokedAt *time.Time
 		var tokExpires, sessExpires time.Time
+		var disabled bool
 		err = tx.QueryRow(ctx, `
-			SELECT rt.id, rt.session_id, rt.spent_at, rt.expires_at, s.revoked_at, s.expires_at
-			FROM auth.refresh_tokens rt JOIN auth.sessions s ON s.id = rt.session_id
-			WHERE rt.token_hash = $1`, h).Scan(&tokID, &sid, &spentAt, &tokExpires, &revokedAt, &sessExpires)
+			SELECT rt.id, rt.session_id, rt.spent_at, rt.expires_at, s.revoked_at, s.expires_at, u.disabled_at IS NOT NULL
+			FROM auth.refresh_tokens rt JOIN auth.sessions s ON s.id = rt.session_id JOIN auth.users u ON u.id = s.user_id
+			WHERE rt.token_hash = $1`, h).Scan(&tokID, &sid, &spentAt, &tokExpires, &revokedAt, &sessExpires, &disabled)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			outcome = autherr.New(autherr.TokenInvalid, "invalid refresh token")
 			return nil
 		case err != nil:
 			return err
+		case disabled:
+			outcome = errDisabled
+			return nil
 		case revokedAt != nil:
 			outcome = autherr.New(autherr.TokenInvalid, "session revoked")
 			return nil
@@ -402,11 +461,14 @@ func (s *Service) SessionToToken(ctx context.Context, cookie string) (*TokenPair
 }
 
 // revokeSessions revokes every active session of the user but keep (which
-// may be uuid.Nil to revoke all), inside tx.
-func revokeSessions(ctx context.Context, tx pgx.Tx, userID, keep uuid.UUID, reason string, now time.Time) error {
-	_, err := tx.Exec(ctx, `UPDATE auth.sessions SET revoked_at = $3, revoke_reason = $4
+// may be uuid.Nil to revoke all), inside tx, and returns how many.
+func revokeSessions(ctx context.Context, tx pgx.Tx, userID, keep uuid.UUID, reason string, now time.Time) (int, error) {
+	tag, err := tx.Exec(ctx, `UPDATE auth.sessions SET revoked_at = $3, revoke_reason = $4
 		WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL`, userID, keep, now, reason)
-	return err
+	if err != nil {
+		return 0, fmt.Errorf("manaauth: revoke sessions: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 func nullAddr(a netip.Addr) any {

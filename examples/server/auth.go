@@ -33,6 +33,7 @@ const audience = "mana"
 // authStack is everything the auth routes need, built from Config.
 type authStack struct {
 	tokens   *token.Tokens
+	live     *token.LiveSessions // the live-session check of the routes that guard secrets
 	svc      *manaauth.Service
 	handler  *manaauth.Handler
 	limiter  lockout.Limiter
@@ -139,8 +140,12 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	if err != nil {
 		return nil, err
 	}
+	if a.live, err = token.NewLiveSessions(token.LiveSessionsConfig{Checker: a.svc}); err != nil {
+		return nil, err
+	}
 	a.handler = manaauth.NewHandler(a.svc, manaauth.HandlerOptions{Logger: logger, TrustedProxies: cfg.TrustedProxies,
-		IPLimiter: a.limiter, TrustedOrigins: append([]string{manaauth.Origin(cfg.BaseURL)}, cfg.CORSOrigins...)})
+		IPLimiter: a.limiter, TrustedOrigins: append([]string{manaauth.Origin(cfg.BaseURL)}, cfg.CORSOrigins...),
+		Live: a.live})
 	if a.spaces, err = spaces.NewHandler(a.spaceSvc, spaces.HandlerOptions{Tokens: a.tokens, Logger: logger}); err != nil {
 		return nil, err
 	}

@@ -66,6 +66,7 @@ func TestAuthEndToEnd(t *testing.T) {
 	}{
 		{"signup and verification", e2eSetup{}, e2eSignupAndVerification},
 		{"sessions and tokens", e2eSetup{}, e2eSessionsAndTokens},
+		{"session management", e2eSetup{}, e2eSessionManagement},
 		{"account changes", e2eSetup{}, e2eAccountChanges},
 		{"lockout", e2eSetup{}, e2eLockout},
 		{"without email verification", e2eSetup{env: verifyOff}, e2eWithoutVerification},
@@ -1028,9 +1029,20 @@ func (f *e2eServer) issue(tk *token.Tokens, userID uuid.UUID, email string) stri
 	return tok
 }
 
-// validToken is an access token the server accepts (its own key).
+// validToken is an access token the server accepts (its own key), in a
+// live session of the user written straight into the database (no
+// password hashing). For a user that does not exist (a deleted account)
+// the session is random and not in the database: the routes with the
+// live-session check refuse it.
 func (f *e2eServer) validToken(userID uuid.UUID, email string) string {
-	return f.issue(f.tokensAt(f.key, 0), userID, email)
+	f.t.Helper()
+	sid := uuid.New()
+	_, err := f.db.Owner.Exec(context.Background(), `INSERT INTO auth.sessions (id, user_id, created_at, last_used_at, expires_at)
+		SELECT $1, id, now(), now(), now() + interval '1 day' FROM auth.users WHERE id = $2`, sid, userID)
+	require.NoError(f.t, err)
+	tok, _, err := f.tokensAt(f.key, 0).Issue(userID, email, sid)
+	require.NoError(f.t, err)
+	return tok
 }
 
 // expiredToken is signed with the server's key an hour ago.

@@ -129,7 +129,7 @@ func e2eGrantIssued(t *testing.T, f *e2eServer, priv *rsa.PrivateKey) {
 
 	// No vault yet; nor for a still valid token of an account that is gone.
 	f.expectCode(404, "VAULT_NOT_FOUND", "POST", grantPath, mission, a)
-	f.expectCode(404, "VAULT_NOT_FOUND", "POST", grantPath, mission, withBearer(f.validToken(uuid.New(), "ghost@example.test")))
+	f.expectCode(401, "TOKEN_INVALID", "POST", grantPath, mission, withBearer(f.validToken(uuid.New(), "ghost@example.test")))
 
 	k := f.vaultKey(200, "POST", "/init", nil, a)
 	require.Len(t, k.MasterKey, 32)

@@ -86,16 +86,20 @@ func (s *server) mountAuth(a *authStack) {
 	}
 	s.handle("GET /.well-known/jwks.json", a.tokens.JWKSHandler())
 
-	// Everything under /api/v1/me passes the JWT middleware.
-	me := token.MiddlewareWith(a.tokens, autherr.Writer{Logger: s.logger})
-	vaultInner := me(http.StripPrefix(vaultPrefix, a.vault))
+	// Everything under /api/v1/me passes the JWT middleware; the routes
+	// that guard secrets (the vault, the grant) also the live-session
+	// check, so a revoked session's token is refused within 5 s.
+	errs := autherr.Writer{Logger: s.logger}
+	me := token.MiddlewareWith(a.tokens, errs)
+	live := func(h http.Handler) http.Handler { return me(a.live.Middleware(errs)(h)) }
+	vaultInner := live(http.StripPrefix(vaultPrefix, a.vault))
 	for _, p := range a.vault.Routes() {
 		method, path, _ := strings.Cut(p, " ")
 		s.handle(method+" "+vaultPrefix+path, vaultInner)
 	}
 	// Single-route handlers are mounted on the exact path (a pattern
 	// ending in "/" would be a subtree and redirect the bare path).
-	s.handle("POST "+grantPath, me(http.StripPrefix(grantPath, a.grant)))
+	s.handle("POST "+grantPath, live(http.StripPrefix(grantPath, a.grant)))
 	s.handle("POST "+bootstrapPath, me(http.StripPrefix(bootstrapPath, a.boot)))
 
 	// Organizations: the collection root is also served without the

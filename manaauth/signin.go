@@ -169,3 +169,23 @@ func (s *Service) RequireRecentAuth(ctx context.Context, userID, sessionID uuid.
 	}
 	return nil
 }
+
+// CheckPassword re-checks the password of a signed-in user through the
+// lockout gate, exactly as change-password does (a wrong one counts toward
+// the lock): for actions of other packages that need the password again
+// (enrolling a second factor). It returns the user.
+//
+// Errors: VALIDATION_FAILED, INVALID_CREDENTIALS, ACCOUNT_LOCKED,
+// NOT_FOUND (the account is gone), SERVICE_UNAVAILABLE.
+func (s *Service) CheckPassword(ctx context.Context, userID uuid.UUID, password string, c Client) (User, error) {
+	a, err := s.recheck(ctx, userID, password, c)
+	return a.User, err
+}
+
+// Gate is the lockout gate every credential check of the service passes;
+// packages that check other credentials for its accounts (passkey, mfa)
+// pass the same one.
+func (s *Service) Gate() *lockout.Service { return s.cfg.Gate }
+
+// Events is the security event log the service writes.
+func (s *Service) Events() *lockout.Events { return s.cfg.Events }

@@ -671,6 +671,7 @@ func newE2EServer(t *testing.T, cov *specCoverage, setup e2eSetup) *e2eServer {
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, f.auth.Close()) })
 	s.mountAuth(f.auth)
+	require.NoError(t, s.mountPages(f.cfg))
 	f.c = newSpecClient(t, s.Handler())
 	return f
 }

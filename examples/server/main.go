@@ -129,6 +129,9 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, onLi
 		}
 	}()
 	srv.mountAuth(auth)
+	if err := srv.mountPages(cfg); err != nil {
+		return err
+	}
 	// Report schema drift at start, before the first request.
 	srv.checkReady(ctx)
 

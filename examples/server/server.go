@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/examples/server/pages"
 	"github.com/mana-how/mana-auth/migrate"
 	"github.com/mana-how/mana-auth/token"
 	"github.com/mana-how/mana-auth/vault"
@@ -57,6 +58,23 @@ func newServer(d serverDeps) *server {
 		return autherr.New(autherr.NotFound, "no such route")
 	}))
 	return s
+}
+
+// mountPages mounts the hosted pages (api.md, "Hosted pages"): the sign-in
+// page at the root alone, the other pages and the assets at their paths.
+// Every other path, /api/… included, still answers the JSON 404 envelope.
+func (s *server) mountPages(cfg Config) error {
+	h, err := pages.New(pages.Options{Errors: autherr.Writer{Logger: s.logger},
+		HSTS: cfg.BaseURL != nil && cfg.BaseURL.Scheme == "https"})
+	if err != nil {
+		return err
+	}
+	for _, p := range h.Routes() {
+		s.mux.Handle(p, h)
+		// "GET /{$}" is the root alone; openapi.yaml documents it as "/".
+		s.routes = append(s.routes, strings.TrimSuffix(p, "{$}"))
+	}
+	return nil
 }
 
 // authPrefix is where the Auth section of api.md is mounted.

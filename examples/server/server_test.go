@@ -63,6 +63,7 @@ func testServer(t *testing.T, pool *pgxpool.Pool) (*server, *syncBuffer) {
 		require.NoError(t, err)
 		t.Cleanup(func() { require.NoError(t, auth.Close()) })
 		s.mountAuth(auth)
+		require.NoError(t, s.mountPages(cfg))
 	}
 	return s, logs
 }

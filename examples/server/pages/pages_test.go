@@ -167,6 +167,15 @@ func TestPagesHaveNoInlineScriptOrStyle(t *testing.T) {
 				assert.NotContains(t, strings.ToLower(a.Val), "javascript:", "%s: <%s>", p, tok.Data)
 			}
 			switch tok.Data {
+			case "form":
+				// A native submission (before the module ran, or without
+				// it) must never be a GET that puts a password in the URL.
+				assert.Equal(t, "post", attrs["method"], "%s: <form id=%q>", p, attrs["id"])
+			case "button":
+				if attrs["type"] == "submit" {
+					_, disabled := attrs["disabled"]
+					assert.True(t, disabled, "%s: submit buttons start disabled until the module binds the form", p)
+				}
 			case "style":
 				t.Errorf("%s: <style> element", p)
 			case "script":

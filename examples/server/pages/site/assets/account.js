@@ -32,20 +32,32 @@ async function loadProfile() {
   $('#p-name').textContent = user.name || '—';
   $('#p-verified').textContent = user.emailVerified ? 'yes' : 'not yet';
   $('#p-created').textContent = when(user.createdAt);
-  $('#profile-form input[name=name]').value = user.name || '';
+  const name = $('#profile-form input[name=name]');
+  if (!name.dataset.dirty) name.value = user.name || ''; // never overwrite what the user is typing
   $('#profile .facts').hidden = false;
   $('#loading').hidden = true;
 }
 
 // ---- sessions ----
 
+// device names a user agent the way people say it ("Firefox on
+// Windows"); the full string is the item's tooltip.
+function device(ua) {
+  if (!ua) return 'Unknown device';
+  const browser = [['Edg/', 'Edge'], ['OPR/', 'Opera'], ['Firefox/', 'Firefox'], ['HeadlessChrome/', 'Headless Chrome'],
+    ['Chrome/', 'Chrome'], ['Safari/', 'Safari'], ['curl/', 'curl']].find(([k]) => ua.includes(k));
+  const os = [['Windows', 'Windows'], ['Android', 'Android'], ['iPhone', 'iPhone'], ['iPad', 'iPad'],
+    ['Mac OS X', 'macOS'], ['CrOS', 'ChromeOS'], ['Linux', 'Linux']].find(([k]) => ua.includes(k));
+  if (!browser) return ua.length > 60 ? ua.slice(0, 57) + '…' : ua;
+  return os ? `${browser[1]} on ${os[1]}` : browser[1];
+}
+
 function describeSession(s) {
-  const ua = s.userAgent || 'Unknown device';
   const parts = [`signed in ${when(s.createdAt)}`];
   if (s.method) parts.push(`with ${s.method}`);
   if (s.ip) parts.push(`from ${s.ip}`);
   if (s.lastUsedAt) parts.push(`last used ${when(s.lastUsedAt)}`);
-  return { ua: ua.length > 90 ? ua.slice(0, 87) + '…' : ua, rest: parts.join(', ') };
+  return { ua: device(s.userAgent), rest: parts.join(', ') };
 }
 
 async function loadSessions() {
@@ -54,7 +66,8 @@ async function loadSessions() {
   list.replaceChildren();
   for (const s of sessions) {
     const d = describeSession(s);
-    const what = el('div', { class: 'what' }, el('span', { text: d.ua }), el('span', { class: 'muted', text: d.rest }));
+    const what = el('div', { class: 'what', title: s.userAgent || '' },
+      el('span', { text: d.ua }), el('span', { class: 'muted', text: d.rest }));
     const actions = el('div', { class: 'actions' });
     if (s.current) {
       actions.append(el('span', { class: 'tag', text: 'this browser' }));
@@ -218,8 +231,11 @@ async function main() {
     }
   });
 
+  const nameInput = $('#profile-form input[name=name]');
+  nameInput.addEventListener('input', () => { nameInput.dataset.dirty = 'yes'; });
   onSubmit($('#profile-form'), async (f) => {
     await authed('POST', `${auth}/profile`, { name: f.name.trim() });
+    delete nameInput.dataset.dirty;
     await loadProfile();
     return 'Saved.';
   });

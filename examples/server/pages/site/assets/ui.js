@@ -43,7 +43,11 @@ export function toSignIn(reason, next) {
 // the submit button is disabled meanwhile, the form's .error paragraph
 // shows what went wrong and its .ok paragraph what fn returned (a string).
 // A session that ended sends the browser to sign in.
+//
+// The HTML ships every submit button disabled, so nothing can be submitted
+// natively (a GET would put a password into the URL) before this runs.
 export function onSubmit(form, fn) {
+  $$('button[type=submit]', form).forEach((b) => { b.disabled = false; });
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const error = $('.error', form);

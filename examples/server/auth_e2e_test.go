@@ -82,6 +82,7 @@ func TestAuthEndToEnd(t *testing.T) {
 		{"mission key grants", e2eSetup{errorsLogged: true}, e2eGrants}, // unconfigured; starts a configured server too
 		{"organizations", e2eSetup{}, e2eGuildsWalk},
 		{"organization errors", e2eSetup{}, e2eGuildsErrors},
+		{"hosted pages", e2eSetup{}, e2ePages},
 	}
 	start := time.Now()
 	t.Run("group", func(t *testing.T) {
@@ -752,7 +753,11 @@ func (f *e2eServer) checkCommon(method, path string, r e2eReply) {
 	assert.NotEmpty(t, id, "%s: X-Request-Id", what)
 	assert.Equal(t, "nosniff", r.header.Get("X-Content-Type-Options"), what)
 	assert.Equal(t, "no-referrer", r.header.Get("Referrer-Policy"), what)
-	if path != "/.well-known/jwks.json" || r.status != http.StatusOK {
+	switch {
+	case path == "/.well-known/jwks.json" && r.status == http.StatusOK:
+	case strings.HasPrefix(path, "/assets/") && r.status < 400:
+		assert.Equal(t, "no-cache", r.header.Get("Cache-Control"), "%s: assets are revalidated by their ETag", what)
+	default:
 		assert.Equal(t, "no-store", r.header.Get("Cache-Control"), what)
 	}
 	if r.status == http.StatusNoContent {

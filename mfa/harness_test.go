@@ -75,20 +75,25 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	return f
 }
 
-// newRing is a key ring of random KEKs, the first active.
-func newRing(t testing.TB, ids ...string) *vault.KeyRing {
+// newKEK is a random KEK.
+func newKEK(t testing.TB, id string) vault.KEK {
 	t.Helper()
-	var keys []vault.KEK
-	for _, id := range ids {
-		k := make([]byte, vault.KEKSize)
-		_, err := rand.Read(k)
-		require.NoError(t, err)
-		keys = append(keys, vault.KEK{ID: id, Key: k})
-	}
-	ring, err := vault.NewKeyRing(keys...)
+	k := make([]byte, vault.KEKSize)
+	_, err := rand.Read(k)
+	require.NoError(t, err)
+	return vault.KEK{ID: id, Key: k}
+}
+
+// ringOf is a key ring of the KEKs, the first active.
+func ringOf(t testing.TB, keks ...vault.KEK) *vault.KeyRing {
+	t.Helper()
+	ring, err := vault.NewKeyRing(keks...)
 	require.NoError(t, err)
 	return ring
 }
+
+// newRing is a key ring of one random KEK.
+func newRing(t testing.TB, id string) *vault.KeyRing { return ringOf(t, newKEK(t, id)) }
 
 // rfc6238 is a TOTP code (RFC 6238 over RFC 4226's HOTP, HMAC-SHA-1, 30
 // second steps, 6 digits), written here from the RFCs so that the tests

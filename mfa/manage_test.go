@@ -181,3 +181,18 @@ func uuidOf(t testing.TB, s string) uuid.UUID {
 	require.NoError(t, err)
 	return id
 }
+
+// TestAccountDeletionTakesTheFactor: deleting the account removes its
+// factor, recovery codes and challenges (the cascade passes row-level
+// security).
+func TestAccountDeletionTakesTheFactor(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	u := f.enabled(t, "bye@example.com")
+	f.challenge(t, u)
+	st, body, _ := f.Call(t, "DELETE", authtest.AuthPrefix+"/account", map[string]any{"password": password}, u.bearer())
+	require.Equal(t, http.StatusNoContent, st, "%v", body)
+	for _, table := range []string{"auth.mfa_factors", "auth.mfa_recovery_codes", "auth.mfa_challenges"} {
+		assert.Zero(t, f.OwnerInt(t, `SELECT count(*) FROM `+table+` WHERE user_id = $1`, u.id), table)
+	}
+}

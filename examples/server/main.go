@@ -38,8 +38,12 @@ func main() {
 		err = run(ctx, os.Getenv, os.Stderr, nil)
 	case args[0] == "rewrap":
 		err = rewrap(ctx, os.Getenv, os.Stderr, args[1:])
+	case args[0] == "migrate":
+		err = migrateCommand(ctx, os.Getenv, os.Stdout, os.Stderr, args[1:])
+	case args[0] == "users":
+		err = usersCommand(ctx, os.Getenv, os.Stdout, os.Stderr, args[1:])
 	default:
-		err = fmt.Errorf("unknown command %q; usage: server [serve] | server rewrap [-batch N]", args[0])
+		err = fmt.Errorf("unknown command %q; usage: server [serve] | server rewrap [-batch N] | server migrate | server users <command>", args[0])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mana-auth: "+err.Error())

@@ -108,7 +108,7 @@ func (f *e2eServer) mfaEnable(bearer reqOpt, password string) (secret []byte, co
 // and reuse refused, status, removal; and wrong codes lock the account
 // like wrong passwords. Codes of steps after the confirmation's (within
 // the server's one step of skew) keep the group independent of the wall
-// clock's step boundaries. 11 password operations.
+// clock's step boundaries. 12 password operations.
 func e2eMFA(t *testing.T, f *e2eServer) {
 	const email = "mia@example.test"
 	f.signup(email, e2ePass1)

@@ -43,6 +43,12 @@
 // security like the vault's. KEK rotation: Rewrap moves the secrets to the
 // active KEK, UnknownKEKs finds secrets under a KEK the ring lost.
 //
+// Data access is pgx throughout: every write commits with a security event
+// (lockout.Events.Insert takes the pgx.Tx) or inside the account
+// service's session transaction (manaauth.SignIn.InTx hands one over),
+// under the row-level security setting made in that same transaction;
+// bun, over database/sql, could not join those transactions.
+//
 // Enabling and disabling a factor and using a recovery code write
 // security events (MFA_ENABLED, MFA_DISABLED, MFA_RECOVERY_CODE_USED) and
 // mail the account a notice.

@@ -34,14 +34,19 @@ type HandlerOptions struct {
 }
 
 // Handler serves api.md's Multi-factor authentication section; mount it
-// under /api/v1/auth/mfa with http.StripPrefix.
-type Handler struct{ mux *web.Mux }
+// under /api/v1/auth/mfa with http.StripPrefix. Every answer carries
+// Cache-Control: no-store (they hold secrets, recovery codes and tokens),
+// also on a host that does not wrap it in web.SecurityHeaders.
+type Handler struct {
+	mux *web.Mux
+	h   http.Handler
+}
 
 // Routes lists the patterns the handler serves, relative to its mount
 // point.
 func (h *Handler) Routes() []string { return h.mux.Routes() }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.h.ServeHTTP(w, r) }
 
 type handler struct {
 	svc  *Service
@@ -74,7 +79,7 @@ func NewHandler(svc *Service, opts HandlerOptions) (*Handler, error) {
 	m.Handle("DELETE /totp", web.Endpoint(http.StatusNoContent, h.disable), live)
 	m.Handle("POST /verify", h.verify, h.limitIP)
 	m.Handle("GET /status", web.Endpoint(http.StatusOK, h.status), live)
-	return &Handler{mux: m}, nil
+	return &Handler{mux: m, h: web.NoStore(m)}, nil
 }
 
 func (h *handler) client(r *http.Request) manaauth.Client {

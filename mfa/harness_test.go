@@ -139,8 +139,9 @@ func (f *fixture) signUp(t testing.TB, email string) *user {
 // standard library's base32 (not pquerna's).
 func (f *fixture) enroll(t testing.TB, u *user) map[string]any {
 	t.Helper()
-	st, body, _ := f.Call(t, "POST", Prefix+"/totp/enroll", map[string]any{"password": password}, u.bearer())
+	st, body, resp := f.Call(t, "POST", Prefix+"/totp/enroll", map[string]any{"password": password}, u.bearer())
 	require.Equal(t, http.StatusOK, st, "enroll: %v", body)
+	require.Equal(t, "no-store", resp.Header.Get("Cache-Control"), "the answer holds the secret")
 	s, _ := body["secret"].(string)
 	var err error
 	u.secret, err = base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(s)
@@ -151,8 +152,9 @@ func (f *fixture) enroll(t testing.TB, u *user) map[string]any {
 // confirm confirms with the current code and keeps the recovery codes.
 func (f *fixture) confirm(t testing.TB, u *user) {
 	t.Helper()
-	st, body, _ := f.Call(t, "POST", Prefix+"/totp/confirm", map[string]any{"code": rfc6238(u.secret, f.Clock.Now())}, u.bearer())
+	st, body, resp := f.Call(t, "POST", Prefix+"/totp/confirm", map[string]any{"code": rfc6238(u.secret, f.Clock.Now())}, u.bearer())
 	require.Equal(t, http.StatusOK, st, "confirm: %v", body)
+	require.Equal(t, "no-store", resp.Header.Get("Cache-Control"), "the answer holds the recovery codes")
 	codes, _ := body["recoveryCodes"].([]any)
 	u.recovery = nil
 	for _, c := range codes {

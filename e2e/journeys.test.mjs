@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';
 import {
   BASE, CAPPED, launch, newPage, checkClean, shot, mail, cutDatabase, restoreDatabase,
-  api, createUser, unique, textOf, waitText, submit, signIn,
+  api, createUser, unique, textOf, waitText, submit, signIn, totp,
 } from './support.mjs';
 
 let browser;
@@ -310,6 +310,58 @@ test('an invitation link, signing in on the way; then the account page: name, em
   await signIn(page, newEmail, pw1);
   await waitText(page, '#password-form .error', /Wrong email address or password/);
   await shot(page, 'sign-in-after-deletion');
+
+  checkClean(page);
+  await page.context().close();
+});
+
+test('two-step verification: set up with a code from the secret; sign-in then asks for a code', async () => {
+  const email = unique('tom');
+  await createUser(email, pw1);
+  const page = await newPage(browser);
+  await page.goto(BASE + '/');
+  await signIn(page, email, pw1);
+  await page.waitForURL(BASE + '/account');
+  await waitText(page, '#mfa-status', /^Off/);
+
+  await page.fill('#mfa-enroll-form input[name=password]', pw1);
+  await submit(page, '#mfa-enroll-form', '/api/v1/auth/mfa/totp/enroll');
+  const secret = await textOf(page, '#mfa-secret');
+  assert.match(await page.getAttribute('#mfa-qr', 'src'), /^data:image\/png;base64,/);
+  await shot(page, 'account-mfa-setup');
+  await page.fill('#mfa-confirm-form input[name=code]', totp(secret));
+  await submit(page, '#mfa-confirm-form', '/api/v1/auth/mfa/totp/confirm');
+  await page.locator('#mfa-codes').waitFor();
+  const codes = await page.locator('#mfa-code-list code').allTextContents();
+  assert.equal(codes.length, 10);
+  await shot(page, 'account-mfa-recovery-codes');
+  await page.click('#mfa-codes-done');
+  await waitText(page, '#mfa-status', /^On: .* 10 recovery codes left/);
+
+  await page.click('#signout');
+  await page.waitForURL((u) => u.searchParams.get('reason') === 'signed-out');
+  const res = await signIn(page, email, pw1);
+  assert.equal((await res.json()).mfaRequired, true);
+  await page.locator('#mfa-form').waitFor();
+  assert.equal(await cookieNamed(page, 'mana_session'), undefined, 'no session before the second step');
+  const wrong = String((Number(totp(secret)) + 1) % 1e6).padStart(6, '0');
+  await page.fill('#mfa-form input[name=code]', wrong);
+  assert.equal((await submit(page, '#mfa-form', '/api/v1/auth/mfa/verify')).status(), 401);
+  await waitText(page, '#mfa-form .error', /That code is not valid/);
+  await shot(page, 'sign-in-mfa');
+  // The next time step's code: the confirmation spent this one (a code is
+  // accepted once), and one step of skew is allowed.
+  await page.fill('#mfa-form input[name=code]', totp(secret, Date.now() + 30_000));
+  assert.equal((await submit(page, '#mfa-form', '/api/v1/auth/mfa/verify')).status(), 200);
+  await page.waitForURL(BASE + '/account');
+  assert.equal(await textOf(page, '#p-email'), email);
+
+  // Off again, with a recovery code.
+  await waitText(page, '#mfa-status', /^On/);
+  await page.fill('#mfa-disable-form input[name=code]', codes[0]);
+  const off = await submit(page, '#mfa-disable-form', '/api/v1/auth/mfa/totp');
+  assert.equal(off.status(), 204);
+  await waitText(page, '#mfa-status', /^Off/);
 
   checkClean(page);
   await page.context().close();

@@ -62,6 +62,7 @@ async function signIn() {
       mfaToken = res.mfaToken;
       const methods = res.methods || ['totp'];
       $('#use-recovery').hidden = !methods.includes('recovery');
+      say($('#notice'), '');
       pwForm.hidden = true;
       $('#passkey').hidden = true;
       $('#signin-links').hidden = true;

@@ -1,6 +1,18 @@
 // The browser journeys through the hosted pages (api.md, "Hosted pages").
 // Run by `go test ./e2e/`, which starts the servers and the harness (see
 // e2e_test.go); each journey is a person using the pages in Chromium.
+//
+// What fails them: an inline style or script anywhere (the CSP blocks it
+// and Chromium logs the violation, which checkClean turns into a failure,
+// as it does any uncaught exception); an outage worded as anything but the
+// outage sentence, or counted toward the lock (the same password must sign
+// in afterwards); a lock message without the time left; a session that
+// survives a password change on another device; a token left in the
+// address bar; the passkey box shown before the capability probe said yes;
+// a session token in web storage. The inline style, the outage worded as a
+// wrong password, the token left in the address bar and the passkey box
+// shown from the start were each put into the pages once, and the
+// journeys failed.
 
 import assert from 'node:assert/strict';
 import { test, before, after } from 'node:test';

@@ -136,7 +136,7 @@ func (s *Service) Export(ctx context.Context, userID uuid.UUID, c Client, open f
 		return Stats{}, fmt.Errorf("gdpr: export: encode time: %w", err)
 	}
 
-	w := newWriter(open(at))
+	w := NewWriter(open(at))
 	subj := Subject{UserID: userID, Emails: emails}
 	if _, err := fmt.Fprintf(w.bw, `{"exportedAt":%s,"user":%s,"sections":{`, atJSON, userJSON); err != nil {
 		return Stats{}, fmt.Errorf("gdpr: export: write: %w", err)

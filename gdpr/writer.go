@@ -34,8 +34,20 @@ var sectionName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,
 // written twice (a wiring bug: two exporters claiming one table).
 var ErrSection = errors.New("gdpr: bad or repeated section name")
 
-func newWriter(w io.Writer) *Writer {
+// NewWriter returns a Writer of sections to w, buffered (32 KiB): call
+// Flush when done. Service.Export makes its own; NewWriter serves a host
+// or a test that composes sections itself. The sections are written as
+// the members of a JSON object, without its braces.
+func NewWriter(w io.Writer) *Writer {
 	return &Writer{bw: bufio.NewWriterSize(w, 32<<10), seen: map[string]bool{}}
+}
+
+// Flush writes what is buffered.
+func (w *Writer) Flush() error {
+	if err := w.bw.Flush(); err != nil {
+		return fmt.Errorf("gdpr: write: %w", err)
+	}
+	return nil
 }
 
 // Query writes the section name ("schema.table") with one element per row

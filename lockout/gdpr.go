@@ -39,17 +39,6 @@ func (s *Service) Addresses(ctx context.Context, tx pgx.Tx, userID uuid.UUID) ([
 	return emails, nil
 }
 
-// attemptsOf selects the login attempts attributed to account $1 with the
-// addresses $2: every attempt on one of those addresses except those made
-// while another account held it. (An attempt on an address nobody held
-// then — a guess before the signup, a try after a change — belongs to the
-// account the address is attributed to.)
-const attemptsOf = `FROM auth.login_attempts a
-	WHERE a.email = ANY ($2::text[])
-	  AND NOT EXISTS (SELECT 1 FROM auth.user_emails o
-	                  WHERE o.email = a.email AND o.user_id <> $1
-	                    AND a.attempted_at >= o.held_from AND (o.held_until IS NULL OR a.attempted_at < o.held_until))`
-
 // ExportData writes auth.user_emails, auth.login_attempts, auth.lockouts
 // (the counters of the subject's addresses) and auth.security_events (the
 // subject's own events) (gdpr.Exporter).
@@ -58,8 +47,10 @@ func (s *Service) ExportData(ctx context.Context, tx pgx.Tx, subj gdpr.Subject, 
 		FROM auth.user_emails WHERE user_id = $1 ORDER BY held_from, id`, subj.UserID); err != nil {
 		return err
 	}
-	if err := w.Query(ctx, tx, "auth.login_attempts", `SELECT a.id, a.email, a.ip_address, a.user_agent, a.successful, a.method, a.attempted_at
-		`+attemptsOf+` ORDER BY a.attempted_at, a.id`, subj.UserID, subj.Emails); err != nil {
+	// auth.login_attempts_of (migration 0002) is the attribution, shared
+	// with the erasure.
+	if err := w.Query(ctx, tx, "auth.login_attempts", `SELECT id, email, ip_address, user_agent, successful, method, attempted_at
+		FROM auth.login_attempts_of($1, $2::text[]) ORDER BY attempted_at, id`, subj.UserID, subj.Emails); err != nil {
 		return err
 	}
 	if err := w.Query(ctx, tx, "auth.lockouts", `SELECT email, failures, locked_until, denied, updated_at
@@ -73,17 +64,14 @@ func (s *Service) ExportData(ctx context.Context, tx pgx.Tx, subj gdpr.Subject, 
 // EraseData deletes the login attempts and lockout counters attributed to
 // the subject and anonymises its security events: they keep their type
 // and time and lose user id, IP address, user agent and metadata (which
-// may name a session or a mission). The address history goes with the
+// may name a session or a mission). It calls auth.erase_sign_in_records,
+// which runs as the tables' owner: the runtime role cannot delete an
+// attempt or change an event by itself. The address history goes with the
 // account row (ON DELETE CASCADE) (gdpr.Exporter).
 //
 // Errors: SERVICE_UNAVAILABLE.
 func (s *Service) EraseData(ctx context.Context, tx pgx.Tx, subj gdpr.Subject) error {
-	b := &pgx.Batch{}
-	b.Queue(`DELETE `+attemptsOf, subj.UserID, subj.Emails)
-	b.Queue(`DELETE FROM auth.lockouts WHERE email = ANY ($1::text[])`, subj.Emails)
-	b.Queue(`UPDATE auth.security_events SET user_id = NULL, ip_address = NULL, user_agent = NULL, metadata = NULL
-		WHERE user_id = $1`, subj.UserID)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT auth.erase_sign_in_records($1, $2::text[])`, subj.UserID, subj.Emails); err != nil {
 		return fmt.Errorf("lockout: erase: %w", err)
 	}
 	return nil

@@ -48,23 +48,40 @@ SELECT id, email, created_at FROM auth.users;
 
 GRANT SELECT ON auth.user_emails TO mana_auth_runtime;
 
--- Erasure: an account's login attempts are deleted, and its security events
--- are anonymised — they keep their type and time, and lose user id, IP
--- address, user agent and metadata. The runtime role may clear those four
--- columns and nothing else: the log stays append-only otherwise.
-GRANT DELETE ON auth.login_attempts TO mana_auth_runtime;
-GRANT UPDATE (user_id, ip_address, user_agent, metadata) ON auth.security_events TO mana_auth_runtime;
+-- The login attempts attributed to account p_user whose attributed
+-- addresses are p_emails (the one it holds now and earlier ones no other
+-- account holds now, see lockout.Service.Addresses): the attempts made on
+-- an address while the account held it, and those made on one of p_emails
+-- while no account held it (a guess before the signup, a try after a
+-- change). An attempt made while another account held the address is that
+-- account's. Export and erasure read the same definition.
+CREATE FUNCTION auth.login_attempts_of(p_user uuid, p_emails text[]) RETURNS SETOF auth.login_attempts
+LANGUAGE sql STABLE AS $$
+  SELECT a.* FROM auth.login_attempts a
+  WHERE a.email IN (SELECT h.email FROM auth.user_emails h WHERE h.user_id = p_user)
+    AND (EXISTS (SELECT 1 FROM auth.user_emails h
+                 WHERE h.user_id = p_user AND h.email = a.email
+                   AND a.attempted_at >= h.held_from AND (h.held_until IS NULL OR a.attempted_at < h.held_until))
+         OR (a.email = ANY (p_emails)
+             AND NOT EXISTS (SELECT 1 FROM auth.user_emails o
+                             WHERE o.email = a.email AND o.user_id <> p_user
+                               AND a.attempted_at >= o.held_from AND (o.held_until IS NULL OR a.attempted_at < o.held_until))))
+$$;
 
-CREATE FUNCTION auth.security_events_anonymise_only() RETURNS trigger
-LANGUAGE plpgsql AS $$
+-- Erasure of an account's sign-in records, in the transaction that
+-- deletes the account: its login attempts and the lockout counters of its
+-- addresses are deleted, its security events anonymised (they keep type
+-- and time, lose user id, IP address, user agent and metadata). It runs as
+-- the owner: the runtime role itself still can neither delete a login
+-- attempt nor change an event, so both logs stay append-only for it.
+CREATE FUNCTION auth.erase_sign_in_records(p_user uuid, p_emails text[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  IF NEW.user_id IS NOT NULL OR NEW.ip_address IS NOT NULL OR NEW.user_agent IS NOT NULL OR NEW.metadata IS NOT NULL
-     OR NEW.id <> OLD.id OR NEW.event_type <> OLD.event_type OR NEW.created_at <> OLD.created_at THEN
-    RAISE EXCEPTION 'auth.security_events: an update may only anonymise a row (clear user_id, ip_address, user_agent, metadata)'
-      USING ERRCODE = 'check_violation';
-  END IF;
-  RETURN NEW;
+  DELETE FROM auth.login_attempts WHERE id IN (SELECT id FROM auth.login_attempts_of(p_user, p_emails));
+  DELETE FROM auth.lockouts WHERE email = ANY (p_emails);
+  UPDATE auth.security_events SET user_id = NULL, ip_address = NULL, user_agent = NULL, metadata = NULL
+   WHERE user_id = p_user;
 END
 $$;
-CREATE TRIGGER security_events_anonymise_only BEFORE UPDATE ON auth.security_events
-  FOR EACH ROW EXECUTE FUNCTION auth.security_events_anonymise_only();
+REVOKE ALL ON FUNCTION auth.erase_sign_in_records(uuid, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION auth.erase_sign_in_records(uuid, text[]) TO mana_auth_runtime;

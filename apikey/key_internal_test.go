@@ -5,9 +5,15 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"math/big"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -39,4 +45,51 @@ func TestNewKeyEncodesEveryValue(t *testing.T) {
 	assert.Equal(t, Prefix+strings.Repeat("0", KeyChars), key)
 	_, _, err = newKey(bytes.NewReader(make([]byte, 31)))
 	assert.Error(t, err, "a short read is an error, never a short key")
+}
+
+// TestLastUsedTakeRacesWithTouch: flushes (take) while validations
+// record uses (touch), under -race. take once kept iterating the live map
+// when it found it empty, while touch wrote to it: -race reports that
+// within a few thousand rounds.
+func TestLastUsedTakeRacesWithTouch(t *testing.T) {
+	l := newLastUsed(1<<20, prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped"}))
+	var stop atomic.Bool
+	done := make(chan int)
+	go func() {
+		taken := 0
+		for !stop.Load() {
+			ids, _ := l.take()
+			taken += len(ids)
+		}
+		done <- taken
+	}()
+	at := time.Now()
+	for i := range 20000 {
+		l.touch(uuid.New(), at.Add(time.Duration(i)))
+		if i%4 == 0 {
+			runtime.Gosched()
+		}
+	}
+	stop.Store(true)
+	taken := <-done
+	ids, _ := l.take()
+	assert.Equal(t, 20000, taken+len(ids), "every use is taken once")
+}
+
+// TestLastUsedIsBounded: beyond MaxPending keys, uses of new keys are
+// dropped and counted; keys already waiting still move forward, never back.
+func TestLastUsedIsBounded(t *testing.T) {
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped"})
+	l := newLastUsed(2, dropped)
+	a, b, c := uuid.New(), uuid.New(), uuid.New()
+	t0 := time.Now()
+	l.touch(a, t0)
+	l.touch(b, t0)
+	l.touch(c, t0)
+	assert.Equal(t, 1.0, promtest.ToFloat64(dropped))
+	l.touch(a, t0.Add(time.Second))
+	l.touch(a, t0.Add(-time.Second))
+	assert.Equal(t, t0.Add(time.Second), *l.pendingAt(a))
+	assert.Nil(t, l.pendingAt(c))
+	assert.Equal(t, 1.0, promtest.ToFloat64(dropped))
 }

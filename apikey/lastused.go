@@ -40,9 +40,13 @@ func (l *lastUsed) touch(id uuid.UUID, at time.Time) {
 func (l *lastUsed) take() ([]uuid.UUID, []time.Time) {
 	l.mu.Lock()
 	p := l.pending
-	if len(p) > 0 {
-		l.pending = make(map[uuid.UUID]time.Time, len(p))
+	if len(p) == 0 {
+		l.mu.Unlock()
+		return nil, nil
 	}
+	// The map taken is read only here from now on: touch writes to the
+	// new one.
+	l.pending = make(map[uuid.UUID]time.Time, len(p))
 	l.mu.Unlock()
 	ids := make([]uuid.UUID, 0, len(p))
 	times := make([]time.Time, 0, len(p))

@@ -165,7 +165,9 @@ type SQLExecer interface {
 
 // InsertSQL is Insert for a database/sql transaction — bun's, over pgx's
 // stdlib adapter on the same pool — so that an event commits with the
-// change a model-shaped store made. Its error is the caller's to return.
+// change a model-shaped store made. Pass the *sql.Tx itself (a bun.Tx's
+// Tx field): bun's own ExecContext would rewrite the $n placeholders. Its
+// error is the caller's to return.
 func (e *Events) InsertSQL(ctx context.Context, tx SQLExecer, ev Event) error {
 	args, err := eventArgs(ev, e.now())
 	if err != nil {

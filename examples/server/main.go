@@ -24,6 +24,7 @@ import (
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/migrate"
+	"github.com/mana-how/mana-auth/passkey"
 	"github.com/mana-how/mana-auth/spaces"
 	"github.com/mana-how/mana-auth/vault"
 )
@@ -91,6 +92,7 @@ func sources() []migrate.Source {
 		bootstrap.Source(),
 		vault.Source(),
 		grantpg.Source(),
+		passkey.Source(),
 	}
 }
 

@@ -45,6 +45,7 @@ import (
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/migrate"
+	"github.com/mana-how/mana-auth/passkey"
 	"github.com/mana-how/mana-auth/spaces"
 	"github.com/mana-how/mana-auth/vault"
 )
@@ -60,6 +61,7 @@ func Sources() []migrate.Source {
 		bootstrap.Source(),
 		vault.Source(),
 		grantpg.Source(),
+		passkey.Source(),
 	}
 }
 

@@ -17,10 +17,11 @@ import (
 	vw "github.com/descope/virtualwebauthn"
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mana-how/mana-auth/internal/authtest"
+	"github.com/mana-how/mana-auth/internal/testutil"
+	"github.com/mana-how/mana-auth/mail"
 	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/passkey"
 	"github.com/mana-how/mana-auth/token"
@@ -39,17 +40,19 @@ var icloud = uuid.MustParse("fbfc3007-154e-4ecc-8c0b-6e020557d7bd")
 // pkFixture is one account stack with the passkey service on it.
 type pkFixture struct {
 	*authtest.Fixture
-	svc  *passkey.Service
-	live *token.LiveSessions
+	svc   *passkey.Service
+	live  *token.LiveSessions
+	proxy *testutil.Proxy
 }
 
 type pkOptions struct {
 	uv           protocol.UserVerificationRequirement
 	secondFactor manaauth.SecondFactor
-	// pool, when set, is the passkey service's pool (a pool through a
-	// cut-able proxy); the account stack keeps the fixture's.
-	pool   *pgxpool.Pool
-	limits passkey.Limits
+	limits       passkey.Limits
+	mailer       mail.Mailer // nil: the fixture's SMTP mailer
+	// viaProxy: the passkey service's pool goes through a proxy the test
+	// can cut (pkFixture.proxy); the account stack keeps its own.
+	viaProxy bool
 }
 
 func newPkFixture(t testing.TB, o pkOptions) *pkFixture {
@@ -74,8 +77,13 @@ func (p *pkFixture) peer(t testing.TB, o pkOptions) *pkFixture {
 func (p *pkFixture) mount(t testing.TB, f *authtest.Fixture, mux *http.ServeMux, o pkOptions) {
 	t.Helper()
 	pool := f.Pool
-	if o.pool != nil {
-		pool = o.pool
+	mailer := f.Mailer
+	if o.mailer != nil {
+		mailer = o.mailer
+	}
+	if o.viaProxy {
+		p.proxy = testutil.NewProxy(t, testutil.ServerAddr(t))
+		pool = testutil.OpenPool(t, p.proxy.URL(f.DB.RuntimeURL))
 	}
 	// The service and handler log to a buffer shown when the test fails.
 	logs := &logBuffer{}
@@ -89,7 +97,7 @@ func (p *pkFixture) mount(t testing.TB, f *authtest.Fixture, mux *http.ServeMux,
 	p.live, err = token.NewLiveSessions(token.LiveSessionsConfig{Checker: f.Auth, Now: f.Clock.Now})
 	require.NoError(t, err)
 	p.svc, err = passkey.New(passkey.Config{Accounts: f.Auth, Pool: pool, RPID: pkRPID, RPName: "Mana test",
-		Origins: []string{pkOrigin}, Mailer: f.Mailer, DecoyKey: testDecoyKey, UserVerification: o.uv,
+		Origins: []string{pkOrigin}, Mailer: mailer, DecoyKey: testDecoyKey, UserVerification: o.uv,
 		Limits: o.limits, Now: f.Clock.Now, Logger: logger, Registerer: f.Registry})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, p.svc.Close()) })

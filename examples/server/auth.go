@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -21,6 +23,7 @@ import (
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/mail"
 	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/passkey"
 	"github.com/mana-how/mana-auth/password"
 	"github.com/mana-how/mana-auth/spaces"
 	"github.com/mana-how/mana-auth/token"
@@ -44,6 +47,9 @@ type authStack struct {
 	spaceSvc *spaces.Service
 	spaces   *spaces.Handler
 	boot     *bootstrap.Handler
+	passkeys *passkey.Handler
+	pkSvc    *passkey.Service // nil when passkeys are off (see newPasskeys)
+	redis    *redis.Client    // REDIS_URL: the shared state of the rate limits; nil without
 	closers  []func() error
 }
 
@@ -55,6 +61,9 @@ func (a *authStack) Close() error {
 		a.spaceSvc.Close()
 	}
 	var errs []error
+	if a.pkSvc != nil {
+		errs = append(errs, a.pkSvc.Close())
+	}
 	for _, c := range a.closers {
 		errs = append(errs, c())
 	}
@@ -98,8 +107,21 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	} else {
 		logger.Warn("SMTP_URL is not set: mails are logged, links included, instead of being sent")
 	}
-	if a.limiter, err = ipLimiter(ctx, cfg, a); err != nil {
-		return nil, err
+	if cfg.RedisURL != nil {
+		opts, err := redis.ParseURL(cfg.RedisURL.String())
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		a.redis = redis.NewClient(opts)
+		a.closers = append(a.closers, a.redis.Close)
+		if err := a.redis.Ping(ctx).Err(); err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+	}
+	if cfg.IPRate.Limit > 0 {
+		if a.limiter, err = a.newLimiter(lockout.Rate{Limit: cfg.IPRate.Limit, Period: cfg.IPRate.Period}, ""); err != nil {
+			return nil, err
+		}
 	}
 	boot, err := bootstrap.New(bootstrap.Config{Pool: pool, Logger: logger})
 	if err != nil {
@@ -151,6 +173,10 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	}
 	if a.boot, err = bootstrap.NewHandler(boot, bootstrap.HandlerOptions{Logger: logger, UserFromRequest: token.UserFromRequest,
 		Spaces: spaceLister{a.spaceSvc}}); err != nil {
+		return nil, err
+	}
+
+	if err := a.newPasskeys(cfg, pool, mailer, reg, logger); err != nil {
 		return nil, err
 	}
 
@@ -232,27 +258,76 @@ func (v vaultKeys) MasterKey(ctx context.Context, userID uuid.UUID) ([]byte, err
 	return k.MasterKey, nil
 }
 
-// ipLimiter builds the MANA_AUTH_IP_RATE limiter: in Redis when REDIS_URL
-// is set (shared by every instance), in memory otherwise; nil when the
-// rate is 0.
-func ipLimiter(ctx context.Context, cfg Config, a *authStack) (lockout.Limiter, error) {
-	if cfg.IPRate.Limit == 0 {
-		return nil, nil
-	}
-	rate := lockout.Rate{Limit: cfg.IPRate.Limit, Period: cfg.IPRate.Period}
-	if cfg.RedisURL == nil {
+// newLimiter builds a limiter at rate: in Redis when REDIS_URL is set
+// (shared by every instance; prefix names the limit, "" the default one of
+// MANA_AUTH_IP_RATE), in memory otherwise.
+func (a *authStack) newLimiter(rate lockout.Rate, prefix string) (lockout.Peeker, error) {
+	if a.redis == nil {
 		return lockout.NewMemoryLimiter(lockout.MemoryConfig{Rate: rate})
 	}
-	opts, err := redis.ParseURL(cfg.RedisURL.String())
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	if prefix != "" {
+		prefix = "mana-auth:rl:" + prefix + ":"
 	}
-	client := redis.NewClient(opts)
-	a.closers = append(a.closers, client.Close)
-	if err := client.Ping(ctx).Err(); err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	return lockout.NewRedisLimiter(lockout.RedisConfig{Client: a.redis, Rate: rate, Prefix: prefix})
+}
+
+// newPasskeys builds the passkey service and its handler. Passkeys are on
+// whenever MANA_AUTH_BASE_URL is a context browsers offer WebAuthn in —
+// https, or http on localhost — with the RP ID of WEBAUTHN_RP_ID (default
+// the base URL's host, checked by LoadConfig) and the origins of
+// passkeyOrigins.
+// Otherwise the routes are mounted all the same, GET /capability answers
+// {available: false} and the others 404, and the start logs why. The
+// stand-in credential lists of sign-in options are keyed from the signing
+// key, so every instance agrees; the limits share REDIS_URL when set.
+func (a *authStack) newPasskeys(cfg Config, pool *pgxpool.Pool, mailer mail.Mailer, reg prometheus.Registerer, logger *slog.Logger) error {
+	if passkey.SecureOrigin(cfg.BaseURL) {
+		decoyKey, err := a.tokens.DeriveKey("mana-auth passkey decoys v1", 32)
+		if err != nil {
+			return err
+		}
+		var limits passkey.Limits
+		if limits.Options, err = a.newLimiter(passkey.OptionsRate, "passkey-options"); err != nil {
+			return err
+		}
+		if limits.Failures, err = a.newLimiter(passkey.FailureRate, "passkey-failures"); err != nil {
+			return err
+		}
+		if limits.Cooldown, err = a.newLimiter(passkey.CooldownRate, "passkey-cooldown"); err != nil {
+			return err
+		}
+		a.pkSvc, err = passkey.New(passkey.Config{Accounts: a.svc, Pool: pool, RPID: cfg.RPID,
+			Origins: passkeyOrigins(cfg), Mailer: mailer, DecoyKey: decoyKey, Limits: limits,
+			Logger: logger, Registerer: reg})
+		if err != nil {
+			return fmt.Errorf("WEBAUTHN_RP_ID: %w", err)
+		}
+	} else {
+		logger.Warn("passkeys are off: browsers offer WebAuthn only on https (or http on localhost)", "base_url", cfg.BaseURL.String())
 	}
-	return lockout.NewRedisLimiter(lockout.RedisConfig{Client: client, Rate: rate})
+	var err error
+	a.passkeys, err = passkey.NewHandler(a.pkSvc, passkey.HandlerOptions{Tokens: a.tokens, Live: a.live,
+		TrustedProxies: cfg.TrustedProxies, Logger: logger})
+	return err
+}
+
+// passkeyOrigins are the origins WebAuthn ceremonies may come from: the
+// base URL's, and every MANA_AUTH_CORS_ORIGINS origin that browsers run
+// WebAuthn on for the RP ID (https, or http on localhost, on the RP ID or
+// a subdomain of it) — an app on app.example.com with WEBAUTHN_RP_ID
+// example.com. Other CORS origins may call the API but not run ceremonies.
+func passkeyOrigins(cfg Config) []string {
+	out := []string{manaauth.Origin(cfg.BaseURL)}
+	for _, o := range cfg.CORSOrigins {
+		u, err := url.Parse(o)
+		if err != nil || !passkey.SecureOrigin(u) {
+			continue
+		}
+		if h := strings.ToLower(u.Hostname()); h == cfg.RPID || strings.HasSuffix(h, "."+cfg.RPID) {
+			out = append(out, manaauth.Origin(u))
+		}
+	}
+	return out
 }
 
 // signingKey is MANA_AUTH_SIGNING_KEY, or in development a key generated

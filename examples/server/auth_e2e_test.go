@@ -82,6 +82,7 @@ func TestAuthEndToEnd(t *testing.T) {
 		{"mission key grants", e2eSetup{errorsLogged: true}, e2eGrants}, // unconfigured; starts a configured server too
 		{"organizations", e2eSetup{}, e2eGuildsWalk},
 		{"organization errors", e2eSetup{}, e2eGuildsErrors},
+		{"passkeys", e2eSetup{env: map[string]string{"MANA_AUTH_BASE_URL": e2eSecureBaseURL}}, e2ePasskeys}, // starts a server without passkeys too
 	}
 	start := time.Now()
 	t.Run("group", func(t *testing.T) {
@@ -798,6 +799,13 @@ func (f *e2eServer) checkCommon(method, path string, r e2eReply) {
 func behindBearer(method, path string) bool {
 	switch method + " " + strings.TrimPrefix(path, authPrefix) {
 	case "GET /profile", "POST /profile", "POST /change-email", "POST /change-password", "DELETE /account":
+		return true
+	}
+	switch method + " " + strings.TrimPrefix(path, passkeysPrefix) {
+	case "POST /register/options", "POST /register/verify", "GET ", "GET /":
+		return true
+	}
+	if (method == "PATCH" || method == "DELETE") && strings.HasPrefix(path, passkeysPrefix+"/") {
 		return true
 	}
 	return method == "GET" && strings.HasPrefix(path, authPrefix+"/security-events")

@@ -86,6 +86,11 @@ func (s *server) mountAuth(a *authStack) {
 	}
 	s.handle("GET /.well-known/jwks.json", a.tokens.JWKSHandler())
 
+	// Passkeys: their management routes check the bearer token and the
+	// live session inside the handler. The list is also served at the
+	// prefix without the trailing slash, like the organizations below.
+	s.mountCollection(passkeysPrefix, a.passkeys, a.passkeys.Routes())
+
 	// Everything under /api/v1/me passes the JWT middleware; the routes
 	// that guard secrets (the vault, the grant) also the live-session
 	// check, so a revoked session's token is refused within 5 s.
@@ -103,31 +108,38 @@ func (s *server) mountAuth(a *authStack) {
 	s.handle("POST "+bootstrapPath, me(http.StripPrefix(bootstrapPath, a.boot)))
 
 	// Organizations: the collection root is also served without the
-	// trailing slash (StripPrefix would leave an empty path, which the
-	// inner mux answers with a redirect).
-	guilds := http.StripPrefix(guildsPrefix, a.spaces)
+	// trailing slash.
+	s.mountCollection(guildsPrefix, a.spaces, a.spaces.Routes())
+}
+
+// mountCollection mounts h under prefix route by route. Its collection
+// root "/{$}" is served at the prefix itself (StripPrefix would leave an
+// empty path, which the inner mux answers with a redirect) and, as a
+// courtesy documented once, with the trailing slash too.
+func (s *server) mountCollection(prefix string, h http.Handler, routes []string) {
+	inner := http.StripPrefix(prefix, h)
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := r.Clone(r.Context())
 		r2.URL.Path, r2.URL.RawPath = "/", ""
-		a.spaces.ServeHTTP(w, r2)
+		h.ServeHTTP(w, r2)
 	})
-	for _, p := range a.spaces.Routes() {
+	for _, p := range routes {
 		method, path, _ := strings.Cut(p, " ")
 		if path == "/{$}" {
-			s.handle(method+" "+guildsPrefix, root)
-			// The same with the slash, as a courtesy; documented once.
-			s.mux.Handle(method+" "+guildsPrefix+path, guilds)
+			s.handle(method+" "+prefix, root)
+			s.mux.Handle(method+" "+prefix+path, inner)
 			continue
 		}
-		s.handle(method+" "+guildsPrefix+path, guilds)
+		s.handle(method+" "+prefix+path, inner)
 	}
 }
 
 // bootstrapPath and guildsPrefix are where api.md's Singleton bootstrap and
 // Organizations sections are mounted.
 const (
-	bootstrapPath = "/api/v1/me/bootstrap-singletons"
-	guildsPrefix  = "/api/v1/guilds"
+	bootstrapPath  = "/api/v1/me/bootstrap-singletons"
+	guildsPrefix   = "/api/v1/guilds"
+	passkeysPrefix = authPrefix + "/passkeys"
 )
 
 // grantPath is the Mission key grants route of api.md.

@@ -1,18 +1,23 @@
 package passkey_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"os"
 	"strconv"
 	"testing"
 	"time"
 
 	vw "github.com/descope/virtualwebauthn"
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mana-how/mana-auth/internal/authtest"
+	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/passkey"
 )
 
@@ -172,4 +177,91 @@ func TestSignInOptionsRevealNoAccount(t *testing.T) {
 
 	st, body, _ := p.Call(t, "POST", pkPrefix+"/authenticate/options", map[string]any{"email": "not an address"}, nil)
 	authtest.RequireError(t, st, body, http.StatusBadRequest, "VALIDATION_FAILED")
+}
+
+// TestLimitsSharedThroughRedis: two instances whose limits live in one
+// Redis (as the reference server builds them with REDIS_URL) enforce one
+// budget: failures on A and on B add up to one cooldown, seen by both,
+// and so do options calls. Negative control: in-memory limiters per
+// instance let the eleventh verification through on either.
+func TestLimitsSharedThroughRedis(t *testing.T) {
+	t.Parallel()
+	client := redisClient(t)
+	prefix := "mana-auth-test:passkey:" + uuid.NewString() + ":"
+	t.Cleanup(func() {
+		keys, err := client.Keys(context.Background(), prefix+"*").Result()
+		require.NoError(t, err)
+		if len(keys) > 0 {
+			require.NoError(t, client.Del(context.Background(), keys...).Err())
+		}
+	})
+	limits := func() passkey.Limits {
+		mk := func(r lockout.Rate, name string) *lockout.RedisLimiter {
+			l, err := lockout.NewRedisLimiter(lockout.RedisConfig{Client: client, Rate: r, Prefix: prefix + name + ":"})
+			require.NoError(t, err)
+			return l
+		}
+		return passkey.Limits{Options: mk(passkey.OptionsRate, "options"), Failures: mk(passkey.FailureRate, "failures"),
+			Cooldown: mk(passkey.CooldownRate, "cooldown")}
+	}
+	a := newPkFixture(t, pkOptions{limits: limits()})
+	b := a.peer(t, pkOptions{limits: limits()})
+	u := a.user(t, "shared@example.com")
+	k := newSoftKey(u.id)
+	start := time.Now()
+	a.register(t, u.access, k)
+	forged := k.clone()
+	forged.cred.Key = vw.NewCredential(vw.KeyTypeEC2).Key
+
+	for i := range passkey.FailureRate.Limit {
+		f := []*pkFixture{a, b}[i%2]
+		c := f.signInOptions(t, u.email)
+		st, body, _ := f.verify(t, c.ChallengeID, forged.get(t, c.Options))
+		authtest.RequireError(t, st, body, http.StatusUnauthorized, "PASSKEY_VERIFICATION_FAILED")
+	}
+	for _, f := range []*pkFixture{a, b} {
+		c := f.signInOptions(t, u.email)
+		st, body, resp := f.verify(t, c.ChallengeID, k.get(t, c.Options))
+		secs := requireLimited(t, st, body, resp)
+		assert.Greater(t, secs, 290, "the 5-minute cooldown")
+	}
+	// Options, alternating between the instances, until one is refused:
+	// with one shared budget that is the 21st call (plus one for every 3 s
+	// the test took, as Redis' clock refills it); with a budget per
+	// instance it would be the 41st.
+	allowed := 1 + passkey.FailureRate.Limit + 2 // options calls so far: registration, failures, the two refusals
+	for ; allowed <= 2*passkey.OptionsRate.Limit; allowed++ {
+		st, body, resp := []*pkFixture{a, b}[allowed%2].Call(t, "POST", pkPrefix+"/authenticate/options", nil, nil)
+		if st != http.StatusOK {
+			requireLimited(t, st, body, resp)
+			break
+		}
+	}
+	refills := int(time.Since(start) / (time.Minute / time.Duration(passkey.OptionsRate.Limit)))
+	assert.LessOrEqual(t, allowed, passkey.OptionsRate.Limit+refills, "the calls allowed before the refusal fit one shared budget")
+}
+
+// redisClient is a client of the test Redis (TEST_REDIS_URL, default
+// redis://127.0.0.1:6379/0). Without one the test fails, or under -short
+// skips, saying how to start one.
+func redisClient(t testing.TB) *redis.Client {
+	t.Helper()
+	url := os.Getenv("TEST_REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	opts, err := redis.ParseURL(url)
+	require.NoError(t, err)
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { assert.NoError(t, c.Close()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		msg := "Redis at " + opts.Addr + " does not answer (" + err.Error() + "); start one with `redis-server --daemonize yes`, or point TEST_REDIS_URL at one"
+		if testing.Short() {
+			t.Skip(msg)
+		}
+		t.Fatal(msg)
+	}
+	return c
 }

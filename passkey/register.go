@@ -109,8 +109,10 @@ type Registration struct {
 // user was given and stores the credential: id, public key, signature
 // counter, AAGUID, transports, backup flags and name, with
 // PASSKEY_REGISTERED in the same transaction. The account's address gets
-// a notice mail. The challenge is spent by this call whatever its
-// outcome, unless it does not exist for this user (then nothing changes).
+// a notice mail. Once the session's recency is checked and the
+// credential parses, the challenge is spent whatever the outcome, unless
+// it is not an open registration challenge of this user (then nothing
+// changes).
 //
 // Errors: VALIDATION_FAILED (name), REAUTH_REQUIRED, TOKEN_INVALID,
 // PASSKEY_VERIFICATION_FAILED (no such open challenge of this user, or the

@@ -178,30 +178,26 @@ func (s *Service) saveChallenge(ctx context.Context, c ceremony, userID uuid.UUI
 // returns its session: only when it exists, belongs to ceremony c (and,
 // when userID is set, to that user), has not been used and has not
 // expired. ok is false otherwise, and nothing changed.
-func (s *Service) spendChallenge(ctx context.Context, id uuid.UUID, c ceremony, userID uuid.UUID) (sess webauthn.SessionData, owner uuid.UUID, ok bool, err error) {
+func (s *Service) spendChallenge(ctx context.Context, id uuid.UUID, c ceremony, userID uuid.UUID) (sess webauthn.SessionData, ok bool, err error) {
 	var bound any
 	if userID != uuid.Nil {
 		bound = userID
 	}
 	var raw []byte
-	var who *uuid.UUID
 	err = s.pool.QueryRow(ctx, `UPDATE auth.passkey_challenges SET used_at = $3
 		WHERE id = $1 AND ceremony = $2 AND used_at IS NULL AND expires_at > $3
 		  AND ($4::uuid IS NULL OR user_id = $4)
-		RETURNING session, user_id`, id, string(c), s.now().UTC(), bound).Scan(&raw, &who)
+		RETURNING session`, id, string(c), s.now().UTC(), bound).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return sess, uuid.Nil, false, nil
+		return sess, false, nil
 	}
 	if err != nil {
-		return sess, uuid.Nil, false, fmt.Errorf("passkey: spend challenge: %w", err)
+		return sess, false, fmt.Errorf("passkey: spend challenge: %w", err)
 	}
 	if err := json.Unmarshal(raw, &sess); err != nil {
-		return sess, uuid.Nil, false, fmt.Errorf("passkey: decode challenge %s: %w", id, err)
+		return sess, false, fmt.Errorf("passkey: decode challenge %s: %w", id, err)
 	}
-	if who != nil {
-		owner = *who
-	}
-	return sess, owner, true, nil
+	return sess, true, nil
 }
 
 // errCredentialGone: the credential was deleted while its sign-in ran.

@@ -139,7 +139,7 @@ func (s *Service) FinishRegistration(ctx context.Context, in Registration) (Pass
 	if err != nil {
 		return Passkey{}, verificationFailed(fmt.Errorf("passkey: parse attestation: %w", err))
 	}
-	sess, _, ok, err := s.spendChallenge(ctx, in.ChallengeID, ceremonyRegister, in.UserID)
+	sess, ok, err := s.spendChallenge(ctx, in.ChallengeID, ceremonyRegister, in.UserID)
 	if err != nil {
 		return Passkey{}, err
 	}

@@ -207,7 +207,7 @@ func parseAssertion(credential json.RawMessage) (*protocol.ParsedCredentialAsser
 // signIn is FinishSignIn once the account passed the gate.
 func (s *Service) signIn(ctx context.Context, challengeID uuid.UUID, parsed *protocol.ParsedCredentialAssertionData,
 	cred *storedCredential, key string, ticket *lockout.Ticket, c manaauth.Client) (*SignInResult, error) {
-	sess, _, ok, err := s.spendChallenge(ctx, challengeID, ceremonyAuthenticate, uuid.Nil)
+	sess, ok, err := s.spendChallenge(ctx, challengeID, ceremonyAuthenticate, uuid.Nil)
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +358,7 @@ func (s *Service) refuseUnknown(ctx context.Context, key string, challengeID uui
 		return err
 	}
 	if spend {
-		if _, _, _, err := s.spendChallenge(ctx, challengeID, ceremonyAuthenticate, uuid.Nil); err != nil {
+		if _, _, err := s.spendChallenge(ctx, challengeID, ceremonyAuthenticate, uuid.Nil); err != nil {
 			return err
 		}
 	}

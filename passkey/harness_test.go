@@ -7,7 +7,10 @@ package passkey_test
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -166,9 +169,41 @@ type softKey struct {
 func newSoftKey(userID uuid.UUID) *softKey {
 	auth := vw.NewAuthenticatorWithOptions(vw.AuthenticatorOptions{UserHandle: userID[:]})
 	copy(auth.Aaguid[:], icloud[:])
-	cred := vw.NewCredential(vw.KeyTypeEC2)
+	cred := newCredential()
 	auth.AddCredential(cred)
 	return &softKey{rp: vw.RelyingParty{ID: pkRPID, Name: "Mana test", Origin: pkOrigin}, auth: auth, cred: cred}
+}
+
+// newCredential is a virtualwebauthn credential with a P-256 key whose
+// coordinates are both 32 bytes long. virtualwebauthn writes them with
+// big.Int.Bytes, which drops leading zero bytes, and go-webauthn rightly
+// refuses a COSE EC2 key whose x or y is shorter than the field (RFC 9053
+// 7.1.1): about one key in 128 would fail a registration at random.
+func newCredential() vw.Credential {
+	return vw.NewCredentialWithImportedKey(vw.KeyTypeEC2, fullP256Key())
+}
+
+// fullP256Key is a PKCS #8 P-256 private key whose public point has no
+// leading zero byte in either coordinate.
+func fullP256Key() []byte {
+	for {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		pub, err := k.PublicKey.Bytes() // 0x04 || X || Y, fixed length
+		if err != nil {
+			panic(err)
+		}
+		if pub[1] == 0 || pub[33] == 0 {
+			continue
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			panic(err)
+		}
+		return der
+	}
 }
 
 // create answers creation options (the "options" of /register/options).

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	vw "github.com/descope/virtualwebauthn"
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -69,7 +68,7 @@ func TestFailedVerifiesCoolTheCredentialDown(t *testing.T) {
 	k := newSoftKey(u.id)
 	p.register(t, u.access, k)
 	forged := k.clone()
-	forged.cred.Key = vw.NewCredential(vw.KeyTypeEC2).Key
+	forged.cred.Key = newCredential().Key
 
 	for i := range passkey.FailureRate.Limit {
 		c := p.signInOptions(t, u.email)
@@ -211,7 +210,7 @@ func TestLimitsSharedThroughRedis(t *testing.T) {
 	start := time.Now()
 	a.register(t, u.access, k)
 	forged := k.clone()
-	forged.cred.Key = vw.NewCredential(vw.KeyTypeEC2).Key
+	forged.cred.Key = newCredential().Key
 
 	for i := range passkey.FailureRate.Limit {
 		f := []*pkFixture{a, b}[i%2]

@@ -66,7 +66,7 @@ func TestSignInRefusals(t *testing.T) {
 		{name: "assertion signed by another key", spent: true, reason: "assertion",
 			refuse: func(t *testing.T, p *pkFixture, s refusalSetup) (string, int, map[string]any) {
 				forged := s.k.clone()
-				forged.cred.Key = vw.NewCredential(vw.KeyTypeEC2).Key // same credential id, another key
+				forged.cred.Key = newCredential().Key // same credential id, another key
 				c := p.signInOptions(t, s.u.email)
 				st, body, _ := p.verify(t, c.ChallengeID, forged.get(t, c.Options))
 				return c.ChallengeID, st, body

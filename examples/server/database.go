@@ -27,6 +27,7 @@ const devDatabase = "mana_auth"
 // owner that runs migrations, and the runtime pool the handlers use.
 type databases struct {
 	migrateURL string
+	applied    []migrate.File // the migrations this start applied
 	runtime    *pgxpool.Pool
 	server     *localpg.Server // nil unless found or started in development
 }
@@ -80,7 +81,7 @@ func openDatabases(ctx context.Context, cfg Config, sources []migrate.Source, lo
 		runtimeURL = migrateURL
 	}
 
-	if err := runMigrations(ctx, migrateURL, sources, logger); err != nil {
+	if d.applied, err = runMigrations(ctx, migrateURL, sources, logger); err != nil {
 		return nil, err
 	}
 
@@ -118,22 +119,22 @@ func openDatabases(ctx context.Context, cfg Config, sources []migrate.Source, lo
 	return d, nil
 }
 
-func runMigrations(ctx context.Context, ownerURL string, sources []migrate.Source, logger *slog.Logger) error {
+func runMigrations(ctx context.Context, ownerURL string, sources []migrate.Source, logger *slog.Logger) ([]migrate.File, error) {
 	owner, err := pgxpool.New(ctx, ownerURL)
 	if err != nil {
-		return fmt.Errorf("MIGRATE_DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("MIGRATE_DATABASE_URL: %w", err)
 	}
 	defer owner.Close()
 	m, err := migrate.New(migrate.Config{Pool: owner, Sources: sources, Logger: logger})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	applied, err := m.Up(ctx)
 	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
+		return nil, fmt.Errorf("migrations: %w", err)
 	}
 	logger.Info("migrations current", "applied_now", len(applied))
-	return nil
+	return applied, nil
 }
 
 func ensureDatabase(ctx context.Context, adminURL, name string) error {

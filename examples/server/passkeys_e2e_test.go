@@ -25,7 +25,7 @@ import (
 // base URL, so passkeys are on; the group also starts a server on the
 // default base URL (http on a host other than localhost, where browsers
 // offer no WebAuthn): there the capability says false and the other
-// routes answer 404. 2 password operations.
+// routes answer 404. 3 password operations.
 
 const e2eSecureBaseURL = "https://auth.example.test"
 
@@ -200,6 +200,23 @@ func e2ePasskeys(t *testing.T, f *e2eServer) {
 		map[string]any{"challengeId": c.ChallengeID, "credential": assertion})
 	unknown := decodeJSON[e2eCeremony](t, f.expect(200, "POST", passkeysPath("/authenticate/options"), map[string]any{"email": "nobody@example.test"}).body)
 	assert.Contains(t, string(unknown.Options), "allowCredentials")
+
+	// With a second factor on: a sign-in with user verification satisfies
+	// it by itself; one without answers the factor's challenge, completed
+	// at /mfa/verify (here with a recovery code). 1 password operation.
+	_, codes, _ := f.mfaEnable(bearer, e2ePass1)
+	verified := f.signInWithPasskey(a, "pia@example.test")
+	assert.Equal(t, pair.User.ID, verified.User.ID, "UV: no second step")
+	a.auth.Options.UserNotVerified = true
+	c = decodeJSON[e2eCeremony](t, f.expect(200, "POST", passkeysPath("/authenticate/options"), nil).body)
+	r := f.expect(200, "POST", passkeysPath("/authenticate/verify"), map[string]any{"challengeId": c.ChallengeID, "credential": a.get(t, c.Options)})
+	a.auth.Options.UserNotVerified = false
+	ch := decodeJSON[e2eMFAChallenge](t, r.body)
+	require.True(t, ch.MFARequired, "no UV with a second factor: %s", r.body)
+	assert.Empty(t, ch.AccessToken)
+	assert.Nil(t, sessionCookie(r), "no session cookie before the second step")
+	completed := f.mfaVerify(ch.MFAToken, map[string]any{"recoveryCode": codes[0]})
+	assert.Equal(t, pair.User.ID, completed.User.ID)
 
 	// Rename, delete; the deleted passkey signs in no more.
 	f.expectCode(400, "VALIDATION_FAILED", "PATCH", passkeysPath("/"+pk.ID.String()), map[string]any{"name": " "}, bearer)

@@ -25,7 +25,10 @@ func (f *e2eServer) sessions(bearer reqOpt) []e2eSession {
 // e2eSessionManagement: api.md "Sessions" through the server — list,
 // revoke one, revoke the others — and the live-session check on the
 // routes that guard secrets: a revoked session's access token still
-// verifies, yet the vault refuses it. 3 password operations.
+// verifies, yet the vault refuses it. Then an operator disables the
+// account with `server users disable` and every credential path of the
+// running server refuses it, until `server users enable`. 6 password
+// operations.
 func e2eSessionManagement(t *testing.T, f *e2eServer) {
 	f.signup("sam@example.test", e2ePass1)
 	one := f.login("sam@example.test", e2ePass1)
@@ -53,4 +56,17 @@ func e2eSessionManagement(t *testing.T, f *e2eServer) {
 	require.Len(t, list, 1)
 	assert.True(t, list[0].Current)
 	f.vaultKey(200, "GET", "/key", nil, b1)
+
+	env := operatorEnv(t, f.db)
+	out, err := runUsers(t, env, "disable", "sam@example.test")
+	require.NoError(t, err)
+	assert.Equal(t, "disabled sam@example.test; revoked 1 sessions\n", out)
+	login := map[string]any{"email": "sam@example.test", "password": e2ePass1}
+	f.expectCode(403, "ACCOUNT_DISABLED", "POST", authPath("/login"), login)
+	f.expectCode(403, "ACCOUNT_DISABLED", "POST", authPath("/refresh"), map[string]any{"refreshToken": one.RefreshToken})
+	f.expectCode(401, "INVALID_CREDENTIALS", "POST", authPath("/login"),
+		map[string]any{"email": "sam@example.test", "password": e2ePass2}) // a wrong password learns nothing
+	_, err = runUsers(t, env, "enable", "sam@example.test")
+	require.NoError(t, err)
+	f.login("sam@example.test", e2ePass1)
 }

@@ -97,7 +97,7 @@ type Config struct {
 	// Limits, nil fields: in-memory limiters at api.md's rates.
 	Limits Limits
 	Now    func() time.Time // default time.Now
-	Rand   io.Reader        // default crypto/rand.Reader: challenge ids and challenges
+	Rand   io.Reader        // default crypto/rand.Reader: challenge and passkey ids (go-webauthn draws the challenges from crypto/rand)
 	Logger *slog.Logger     // default slog.Default()
 	// Registerer receives the mail failure counter; nil leaves it
 	// unregistered.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -17,9 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mana-how/mana-auth/apikey"
 	"github.com/mana-how/mana-auth/autherr"
 	"github.com/mana-how/mana-auth/bootstrap"
+	"github.com/mana-how/mana-auth/gdpr"
 	"github.com/mana-how/mana-auth/grant"
+	"github.com/mana-how/mana-auth/grant/grantpg"
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/mail"
 	"github.com/mana-how/mana-auth/manaauth"
@@ -43,8 +47,8 @@ type authStack struct {
 	limiter  lockout.Limiter
 	vault    *vault.Handler
 	vaultSvc *vault.Service
-	keyIDs   []string // the KEK ids of the ring, for messages
-	keys     vault.KeyWrapper
+	keyIDs   []string         // the KEK ids of the ring, for messages
+	kek      vault.KeyWrapper // the KEK ring (vaults and TOTP secrets)
 	pool     *pgxpool.Pool
 	grant    *grant.Handler
 	spaceSvc *spaces.Service
@@ -52,11 +56,19 @@ type authStack struct {
 	boot     *bootstrap.Handler
 	mfaSvc   *mfa.Service
 	mfa      *mfa.Handler
+	keysSvc  *apikey.Service
+	keys     *apikey.Handler
+	dataSvc  *gdpr.Service
+	data     *gdpr.Handler
 	passkeys *passkey.Handler
 	pkSvc    *passkey.Service // nil when passkeys are off (see newPasskeys)
-	redis    *redis.Client    // REDIS_URL: the shared state of the rate limits; nil without
+	redis    *redis.Client    // nil without REDIS_URL
 	closers  []func() error
 }
+
+// exportRate limits the GDPR exports of one user: an export reads
+// everything stored about the user.
+var exportRate = lockout.Rate{Limit: 5, Period: time.Hour}
 
 func (a *authStack) Close() error {
 	if a.svc != nil {
@@ -69,6 +81,9 @@ func (a *authStack) Close() error {
 		a.mfaSvc.Close()
 	}
 	var errs []error
+	if a.keysSvc != nil {
+		errs = append(errs, a.keysSvc.Close()) // writes the keys' last uses still in memory
+	}
 	if a.pkSvc != nil {
 		errs = append(errs, a.pkSvc.Close())
 	}
@@ -115,19 +130,9 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	} else {
 		logger.Warn("SMTP_URL is not set: mails are logged, links included, instead of being sent")
 	}
-	if cfg.RedisURL != nil {
-		opts, err := redis.ParseURL(cfg.RedisURL.String())
-		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
-		}
-		a.redis = redis.NewClient(opts)
-		a.closers = append(a.closers, a.redis.Close)
-		if err := a.redis.Ping(ctx).Err(); err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
-		}
-	}
-	if cfg.IPRate.Limit > 0 {
-		if a.limiter, err = a.newLimiter(lockout.Rate{Limit: cfg.IPRate.Limit, Period: cfg.IPRate.Period}, ""); err != nil {
+	if cfg.IPRate.Limit != 0 {
+		if a.limiter, err = a.newLimiter(ctx, cfg,
+			lockout.Rate{Limit: cfg.IPRate.Limit, Period: cfg.IPRate.Period}, "mana-auth:rl:"); err != nil {
 			return nil, err
 		}
 	}
@@ -168,7 +173,15 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 				_, err := boot.BootstrapUserSingletons(ctx, u.ID)
 				return err
 			},
-			UserDeletingTx: a.spaceSvc.CheckUserDeletable,
+			// Deleting an account (DELETE /auth/account and DELETE
+			// /me/data alike) erases what the cascade cannot reach, after
+			// the only owner of a shared space was refused.
+			UserDeletingTx: func(ctx context.Context, tx pgx.Tx, userID uuid.UUID) error {
+				if err := a.spaceSvc.CheckUserDeletable(ctx, tx, userID); err != nil {
+					return err
+				}
+				return a.dataSvc.Erase(ctx, tx, userID)
+			},
 		},
 		Pool: pool, Hasher: hasher, Tokens: a.tokens, Gate: gate, Events: events, Mailer: mailer,
 		Links: links, Logger: logger, Registerer: reg, SecondFactor: challenges,
@@ -199,7 +212,7 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 		return nil, err
 	}
 
-	if err := a.newPasskeys(cfg, pool, mailer, reg, logger); err != nil {
+	if err := a.newPasskeys(ctx, cfg, pool, mailer, reg, logger); err != nil {
 		return nil, err
 	}
 
@@ -210,7 +223,7 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	if err != nil {
 		return nil, err
 	}
-	a.vaultSvc, a.keyIDs, a.keys, a.pool = vsvc, cfg.Keys.IDs(), cfg.Keys, pool
+	a.vaultSvc, a.keyIDs, a.kek, a.pool = vsvc, cfg.Keys.IDs(), cfg.Keys, pool
 	if a.vault, err = vault.NewHandler(vsvc, vault.HandlerOptions{Logger: logger, TrustedProxies: cfg.TrustedProxies,
 		UserFromRequest: token.UserFromRequest}); err != nil {
 		return nil, err
@@ -236,7 +249,53 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 		TrustedProxies: cfg.TrustedProxies, UserFromRequest: token.UserFromRequest}); err != nil {
 		return nil, err
 	}
+
+	if a.keysSvc, err = apikey.New(apikey.Config{Pool: pool, Events: events, Logger: logger, Registerer: reg}); err != nil {
+		return nil, err
+	}
+	if cfg.ServiceKey == "" {
+		logger.Warn("MANA_AUTH_SERVICE_KEY is not set: POST /api/v1/api-keys/validate answers 503")
+	}
+	if a.keys, err = apikey.NewHandler(a.keysSvc, apikey.HandlerOptions{Tokens: a.tokens, ServiceKey: cfg.ServiceKey,
+		TrustedProxies: cfg.TrustedProxies, Logger: logger}); err != nil {
+		return nil, err
+	}
+	if err := a.mountData(ctx, cfg, pool, events, gate, boot, vsvc, logger); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// mountData builds the GDPR export and erasure over every package that
+// holds rows about a user. A package that adds such a table implements
+// gdpr.Exporter and is listed here; the completeness test finds the table
+// until then.
+func (a *authStack) mountData(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *lockout.Events, gate *lockout.Service,
+	boot *bootstrap.Bootstrapper, vsvc *vault.Service, logger *slog.Logger) error {
+	audit, err := grantpg.New(grantpg.Config{Pool: pool})
+	if err != nil {
+		return err
+	}
+	if a.dataSvc, err = gdpr.New(gdpr.Config{
+		Pool: pool, Users: a.svc, Addresses: gate, Logger: logger,
+		Exporters: []gdpr.Exporter{a.svc, gate, a.spaceSvc, a.keysSvc, vsvc, audit, boot, a.mfaSvc, passkey.Data{}},
+		Exported: func(ctx context.Context, userID uuid.UUID, c gdpr.Client) error {
+			return events.Append(ctx, lockout.Event{Type: lockout.DataExported, UserID: userID, IP: c.IP, UserAgent: c.UserAgent})
+		},
+	}); err != nil {
+		return err
+	}
+	limiter, err := a.newLimiter(ctx, cfg, exportRate, "mana-auth:rl:export:")
+	if err != nil {
+		return err
+	}
+	a.data, err = gdpr.NewHandler(a.dataSvc, gdpr.HandlerOptions{
+		UserFromRequest: token.UserFromRequest, Limiter: limiter, TrustedProxies: cfg.TrustedProxies, Logger: logger,
+		Delete: func(ctx context.Context, userID uuid.UUID, password string, c gdpr.Client) error {
+			return a.svc.DeleteAccount(ctx, userID, password, manaauth.Client{IP: c.IP, UserAgent: c.UserAgent})
+		},
+	})
+	return err
 }
 
 // spaceLister adapts spaces to bootstrap.SpaceLister.
@@ -281,15 +340,25 @@ func (v vaultKeys) MasterKey(ctx context.Context, userID uuid.UUID) ([]byte, err
 	return k.MasterKey, nil
 }
 
-// newLimiter builds a limiter at rate: in Redis when REDIS_URL is set
-// (shared by every instance; prefix names the limit, "" the default one of
-// MANA_AUTH_IP_RATE), in memory otherwise.
-func (a *authStack) newLimiter(rate lockout.Rate, prefix string) (lockout.Peeker, error) {
-	if a.redis == nil {
+// newLimiter builds a limiter of rate: in Redis when REDIS_URL is set
+// (shared by every instance, one client for all limiters, each limit
+// under its own key prefix), in memory otherwise. Both can Peek (the
+// passkey cooldown).
+func (a *authStack) newLimiter(ctx context.Context, cfg Config, rate lockout.Rate, prefix string) (lockout.Peeker, error) {
+	if cfg.RedisURL == nil {
 		return lockout.NewMemoryLimiter(lockout.MemoryConfig{Rate: rate})
 	}
-	if prefix != "" {
-		prefix = "mana-auth:rl:" + prefix + ":"
+	if a.redis == nil {
+		opts, err := redis.ParseURL(cfg.RedisURL.String())
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		client := redis.NewClient(opts)
+		a.closers = append(a.closers, client.Close)
+		if err := client.Ping(ctx).Err(); err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		a.redis = client
 	}
 	return lockout.NewRedisLimiter(lockout.RedisConfig{Client: a.redis, Rate: rate, Prefix: prefix})
 }
@@ -303,20 +372,20 @@ func (a *authStack) newLimiter(rate lockout.Rate, prefix string) (lockout.Peeker
 // {available: false} and the others 404, and the start logs why. The
 // stand-in credential lists of sign-in options are keyed from the signing
 // key, so every instance agrees; the limits share REDIS_URL when set.
-func (a *authStack) newPasskeys(cfg Config, pool *pgxpool.Pool, mailer mail.Mailer, reg prometheus.Registerer, logger *slog.Logger) error {
+func (a *authStack) newPasskeys(ctx context.Context, cfg Config, pool *pgxpool.Pool, mailer mail.Mailer, reg prometheus.Registerer, logger *slog.Logger) error {
 	if passkey.SecureOrigin(cfg.BaseURL) {
 		decoyKey, err := a.tokens.DeriveKey("mana-auth passkey decoys v1", 32)
 		if err != nil {
 			return err
 		}
 		var limits passkey.Limits
-		if limits.Options, err = a.newLimiter(passkey.OptionsRate, "passkey-options"); err != nil {
+		if limits.Options, err = a.newLimiter(ctx, cfg, passkey.OptionsRate, "mana-auth:rl:passkey-options:"); err != nil {
 			return err
 		}
-		if limits.Failures, err = a.newLimiter(passkey.FailureRate, "passkey-failures"); err != nil {
+		if limits.Failures, err = a.newLimiter(ctx, cfg, passkey.FailureRate, "mana-auth:rl:passkey-failures:"); err != nil {
 			return err
 		}
-		if limits.Cooldown, err = a.newLimiter(passkey.CooldownRate, "passkey-cooldown"); err != nil {
+		if limits.Cooldown, err = a.newLimiter(ctx, cfg, passkey.CooldownRate, "mana-auth:rl:passkey-cooldown:"); err != nil {
 			return err
 		}
 		a.pkSvc, err = passkey.New(passkey.Config{Accounts: a.svc, Pool: pool, RPID: cfg.RPID,

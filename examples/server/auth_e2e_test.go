@@ -83,6 +83,8 @@ func TestAuthEndToEnd(t *testing.T) {
 		{"mission key grants", e2eSetup{errorsLogged: true}, e2eGrants}, // unconfigured; starts a configured server too
 		{"organizations", e2eSetup{}, e2eGuildsWalk},
 		{"organization errors", e2eSetup{}, e2eGuildsErrors},
+		{"api keys", e2eSetup{env: map[string]string{"MANA_AUTH_SERVICE_KEY": e2eServiceKey}}, e2eAPIKeys},
+		{"data export and erasure", e2eSetup{env: map[string]string{"MANA_AUTH_SERVICE_KEY": e2eServiceKey}}, e2eData},
 		{"passkeys", e2eSetup{env: map[string]string{"MANA_AUTH_BASE_URL": e2eSecureBaseURL}}, e2ePasskeys}, // starts a server without passkeys too
 	}
 	start := time.Now()

@@ -87,7 +87,7 @@ func (s *server) mountAuth(a *authStack) {
 	// Likewise the TOTP secrets, sealed under the same ring: their owners
 	// could not sign in.
 	s.ready.addCheck("mfa keys", 30*time.Second, func(ctx context.Context) ([]string, error) {
-		unknown, err := mfa.UnknownKEKs(ctx, a.pool, a.keys)
+		unknown, err := mfa.UnknownKEKs(ctx, a.pool, a.kek)
 		if err != nil {
 			return nil, err
 		}
@@ -131,9 +131,17 @@ func (s *server) mountAuth(a *authStack) {
 	s.handle("POST "+grantPath, live(http.StripPrefix(grantPath, a.grant)))
 	s.handle("POST "+bootstrapPath, me(http.StripPrefix(bootstrapPath, a.boot)))
 
-	// Organizations: the collection root is also served without the
-	// trailing slash.
+	// Organizations and API keys: their collection roots are also served
+	// without the trailing slash.
 	s.mountCollection(guildsPrefix, a.spaces, a.spaces.Routes())
+	s.mountCollection(apiKeysPrefix, a.keys, a.keys.Routes())
+
+	// GDPR export and erasure, on the exact path.
+	data := me(http.StripPrefix(dataPath, a.data))
+	for _, p := range a.data.Routes() {
+		method, _, _ := strings.Cut(p, " ")
+		s.handle(method+" "+dataPath, data)
+	}
 }
 
 // mountCollection mounts h under prefix route by route. Its collection
@@ -157,6 +165,13 @@ func (s *server) mountCollection(prefix string, h http.Handler, routes []string)
 		s.handle(method+" "+prefix+path, inner)
 	}
 }
+
+// apiKeysPrefix and dataPath are where api.md's API keys and GDPR
+// sections are mounted.
+const (
+	apiKeysPrefix = "/api/v1/api-keys"
+	dataPath      = "/api/v1/me/data"
+)
 
 // bootstrapPath and guildsPrefix are where api.md's Singleton bootstrap and
 // Organizations sections are mounted.

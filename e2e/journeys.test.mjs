@@ -327,6 +327,65 @@ test('an invitation link, signing in on the way; then the account page: name, em
   await page.context().close();
 });
 
+test('a passkey: added on the account page, then sign-in with it alone, no email typed', async () => {
+  const email = unique('pia');
+  await createUser(email, pw1);
+  const page = await newPage(browser);
+  // Chromium's virtual authenticator (DevTools WebAuthn domain): a
+  // platform authenticator with resident keys that verifies the user.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable', { enableUI: false });
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
+      hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true,
+    },
+  });
+
+  await page.goto(BASE + '/');
+  await page.locator('#passkey-button').waitFor({ state: 'visible' }); // the real server says passkeys are available
+  await signIn(page, email, pw1);
+  await page.waitForURL(BASE + '/account');
+  await page.locator('#passkeys').waitFor({ state: 'visible' });
+  await waitText(page, '#passkey-list', /No passkey yet/);
+
+  await page.fill('#passkey-add-form input[name=name]', 'Test laptop');
+  const added = await submit(page, '#passkey-add-form', '/api/v1/auth/passkeys/register/verify');
+  assert.equal(added.status(), 201);
+  await waitText(page, '#passkey-add-form .ok', /Passkey added/);
+  await waitText(page, '#passkey-list', /Test laptop/);
+  const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+  assert.equal(credentials.length, 1);
+  assert.equal(credentials[0].isResidentCredential, true, 'a discoverable credential: sign-in needs no email');
+
+  await page.fill('#passkey-list li input[name=name]', 'Work laptop');
+  const renamed = page.waitForResponse((r) => r.request().method() === 'PATCH');
+  await page.click('#passkey-list li button[type=submit]');
+  assert.equal((await renamed).status(), 200);
+  await waitText(page, '#passkey-list', /Work laptop/);
+  await shot(page, 'account-passkey');
+
+  await page.click('#signout');
+  await page.waitForURL((u) => u.searchParams.get('reason') === 'signed-out');
+  await page.locator('#passkey-button').waitFor({ state: 'visible' });
+  assert.equal(await page.inputValue('#password-form input[name=email]'), '', 'no email typed');
+  const verified = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/v1/auth/passkeys/authenticate/verify');
+  await page.click('#passkey-button');
+  assert.equal((await verified).status(), 200);
+  await page.waitForURL(BASE + '/account');
+  assert.equal(await textOf(page, '#p-email'), email);
+  await waitText(page, '#session-list li[data-current=true]', /with passkey/);
+  assert.equal((await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials[0].signCount > 0, true);
+
+  const deleted = page.waitForResponse((r) => r.request().method() === 'DELETE');
+  await page.click('#passkey-list li button.danger');
+  assert.equal((await deleted).status(), 204);
+  await waitText(page, '#passkey-list', /No passkey yet/);
+
+  checkClean(page);
+  await page.context().close();
+});
+
 test('two-step verification: set up with a code from the secret; sign-in then asks for a code', async () => {
   const email = unique('tom');
   await createUser(email, pw1);

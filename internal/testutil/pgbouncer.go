@@ -306,13 +306,11 @@ func (b *Bouncer) Show(t testing.TB, what string) []map[string]string {
 	defer rows.Close()
 	var out []map[string]string
 	for rows.Next() {
-		vals, err := rows.Values()
-		if err != nil {
-			t.Fatalf("testutil: pgbouncer SHOW %s: %v", what, err)
-		}
+		// The simple protocol answers in text: the raw values are the text.
+		vals := rows.RawValues()
 		row := map[string]string{}
 		for i, f := range rows.FieldDescriptions() {
-			row[f.Name] = fmt.Sprint(vals[i])
+			row[f.Name] = string(vals[i])
 		}
 		if db, ok := row["database"]; ok && db != b.database {
 			continue

@@ -515,3 +515,26 @@ func TestLogMailerLogsLinkAndRecipientOnly(t *testing.T) {
 	assert.NotContains(t, buf.String(), "PRIVATE-HTML")
 	assert.NotContains(t, buf.String(), "Someone asked", "no other body text")
 }
+
+func TestMFANoticesCarryNoLink(t *testing.T) {
+	for name, m := range map[string]Message{
+		"enabled":        MFAEnabled("a@example.com"),
+		"disabled":       MFADisabled("a@example.com"),
+		"recovery used":  MFARecoveryCodeUsed("a@example.com", 3),
+		"recovery last":  MFARecoveryCodeUsed("a@example.com", 1),
+		"recovery spent": MFARecoveryCodeUsed("a@example.com", 0),
+	} {
+		t.Run(name, func(t *testing.T) {
+			require.NoError(t, mailValidate(m))
+			assert.Equal(t, "a@example.com", m.To)
+			assert.NotEmpty(t, m.Subject)
+			// A notice with a link would teach users to follow links in
+			// security mails, which is what phishing imitates.
+			assert.Empty(t, mailLinkPattern.FindAllString(m.Text, -1), "text")
+			assert.NotContains(t, m.HTML, "href", "html")
+		})
+	}
+	assert.Contains(t, MFARecoveryCodeUsed("a@example.com", 3).Text, "3 recovery codes are left")
+	assert.Contains(t, MFARecoveryCodeUsed("a@example.com", 1).Text, "1 recovery code is left")
+	assert.Contains(t, MFARecoveryCodeUsed("a@example.com", 0).Text, "No recovery code is left")
+}

@@ -193,6 +193,10 @@ type account struct {
 
 const userColumns = `id, email, name, image, password_hash, email_verified_at IS NOT NULL, created_at, disabled_at IS NOT NULL`
 
+// qualifiedUserColumns is userColumns of the table aliased u.
+const qualifiedUserColumns = `u.id, u.email, u.name, u.image, u.password_hash, u.email_verified_at IS NOT NULL, u.created_at,
+	u.disabled_at IS NOT NULL`
+
 func scanAccount(row pgx.Row) (account, error) {
 	var a account
 	err := row.Scan(&a.ID, &a.Email, &a.Name, &a.Image, &a.passwordHash, &a.EmailVerified, &a.CreatedAt, &a.disabled)

@@ -291,44 +291,44 @@ func (s *Service) Refresh(ctx context.Context, token string, c Client) (*TokenPa
 	now := s.now().UTC()
 	h := hashToken(token)
 	child, childHash := s.childToken(token)
+	// The common case is one statement, one round trip, one implicit
+	// transaction: spend the token, write its child, touch the session and
+	// read the user.
+	for attempt := 0; ; attempt++ {
+		p, again, err := s.refresh(ctx, h, child, childHash, now, c)
+		if !again || attempt > 0 {
+			return p, err
+		}
+	}
+}
+
+// refresh is one try of Refresh; again reports a token that was neither
+// spendable nor spent — a concurrent rotation rolled back between the two
+// reads — which is worth one more try.
+func (s *Service) refresh(ctx context.Context, h []byte, child string, childHash []byte, now time.Time, c Client) (p *TokenPair, again bool, err error) {
+	sid, acct, err := s.rotate(ctx, h, childHash, now)
+	switch {
+	case err == nil:
+		p, err = s.pair(acct.User, sid, child)
+		return p, false, err
+	case !errors.Is(err, pgx.ErrNoRows):
+		return nil, false, fmt.Errorf("manaauth: refresh: %w", err)
+	}
+	// Not spendable: find out why, in a transaction of its own.
 	var (
-		u        account
-		sid      uuid.UUID
-		reuse    bool
+		userID   uuid.UUID
 		outcome  error
 		resolved bool
 	)
-	err := s.inTx(ctx, "refresh", func(tx pgx.Tx) error {
+	err = s.inTx(ctx, "refresh", func(tx pgx.Tx) error {
 		var tokID uuid.UUID
-		var expires time.Time
-		err := tx.QueryRow(ctx, `
-			UPDATE auth.refresh_tokens rt SET spent_at = $2
-			FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id
-			WHERE rt.token_hash = $1 AND rt.spent_at IS NULL AND rt.expires_at > $2
-			  AND s.id = rt.session_id AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.disabled_at IS NULL
-			RETURNING rt.id, rt.session_id, s.expires_at`, h, now).Scan(&tokID, &sid, &expires)
-		if err == nil {
-			if _, err := tx.Exec(ctx, `INSERT INTO auth.refresh_tokens (session_id, parent_id, token_hash, created_at, expires_at)
-				VALUES ($1, $2, $3, $4, $5)`, sid, tokID, childHash, now, expires); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `UPDATE auth.sessions SET last_used_at = $2 WHERE id = $1`, sid, now); err != nil {
-				return err
-			}
-			resolved = true
-			return nil
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		// Not spendable: find out why.
 		var spentAt, revokedAt *time.Time
 		var tokExpires, sessExpires time.Time
 		var disabled bool
-		err = tx.QueryRow(ctx, `
-			SELECT rt.id, rt.session_id, rt.spent_at, rt.expires_at, s.revoked_at, s.expires_at, u.disabled_at IS NOT NULL
+		err := tx.QueryRow(ctx, `
+			SELECT rt.id, rt.session_id, s.user_id, rt.spent_at, rt.expires_at, s.revoked_at, s.expires_at, u.disabled_at IS NOT NULL
 			FROM auth.refresh_tokens rt JOIN auth.sessions s ON s.id = rt.session_id JOIN auth.users u ON u.id = s.user_id
-			WHERE rt.token_hash = $1`, h).Scan(&tokID, &sid, &spentAt, &tokExpires, &revokedAt, &sessExpires, &disabled)
+			WHERE rt.token_hash = $1`, h).Scan(&tokID, &sid, &userID, &spentAt, &tokExpires, &revokedAt, &sessExpires, &disabled)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			outcome = autherr.New(autherr.TokenInvalid, "invalid refresh token")
@@ -343,6 +343,10 @@ func (s *Service) Refresh(ctx context.Context, token string, c Client) (*TokenPa
 			return nil
 		case !tokExpires.After(now) || !sessExpires.After(now):
 			outcome = autherr.New(autherr.TokenExpired, "refresh token expired")
+			return nil
+		case spentAt == nil:
+			again = true
+			outcome = autherr.New(autherr.TokenInvalid, "invalid refresh token")
 			return nil
 		}
 		// Spent. Within the grace window the same child is handed out
@@ -359,37 +363,57 @@ func (s *Service) Refresh(ctx context.Context, token string, c Client) (*TokenPa
 				return nil
 			}
 		}
-		reuse = true
 		outcome = autherr.New(autherr.TokenInvalid, "refresh token reused")
 		// Only the replay that revokes the family records the event: a
 		// burst of parallel replays is one incident.
-		var userID uuid.UUID
-		err = tx.QueryRow(ctx, `UPDATE auth.sessions SET revoked_at = $2, revoke_reason = 'token_reuse'
-			WHERE id = $1 AND revoked_at IS NULL RETURNING user_id`, sid, now).Scan(&userID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
+		tag, err := tx.Exec(ctx, `UPDATE auth.sessions SET revoked_at = $2, revoke_reason = 'token_reuse'
+			WHERE id = $1 AND revoked_at IS NULL`, sid, now)
+		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}
 		return s.cfg.Events.Insert(ctx, tx, lockout.Event{Type: lockout.TokenReuseDetected, UserID: userID,
 			IP: c.IP, UserAgent: c.UserAgent, Metadata: map[string]any{"sessionId": sid.String()}})
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if reuse || !resolved {
-		return nil, outcome
+	if !resolved {
+		return nil, again, outcome
 	}
-	var userID uuid.UUID
-	if err := s.cfg.Pool.QueryRow(ctx, `SELECT user_id FROM auth.sessions WHERE id = $1`, sid).Scan(&userID); err != nil {
-		return nil, fmt.Errorf("manaauth: refresh: session user: %w", err)
+	if acct, err = findByID(ctx, s.cfg.Pool, userID); err != nil {
+		return nil, false, err
 	}
-	u, err = findByID(ctx, s.cfg.Pool, userID)
-	if err != nil {
-		return nil, err
-	}
-	return s.pair(u.User, sid, child)
+	p, err = s.pair(acct.User, sid, child)
+	return p, false, err
+}
+
+// rotateSQL spends a refresh token and writes its child in one statement:
+// the conditional UPDATE (… WHERE spent_at IS NULL) makes exactly one of
+// many parallel refreshes of a token spend it; the others see no row and
+// take the slow path. The data-modifying CTEs all run, in one snapshot.
+const rotateSQL = `
+WITH spent AS (
+  UPDATE auth.refresh_tokens rt SET spent_at = $2
+  FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id
+  WHERE rt.token_hash = $1 AND rt.spent_at IS NULL AND rt.expires_at > $2
+    AND s.id = rt.session_id AND s.revoked_at IS NULL AND s.expires_at > $2 AND u.disabled_at IS NULL
+  RETURNING rt.id, rt.session_id, s.expires_at, s.user_id),
+child AS (
+  INSERT INTO auth.refresh_tokens (session_id, parent_id, token_hash, created_at, expires_at)
+  SELECT session_id, id, $3, $2, expires_at FROM spent),
+touched AS (
+  UPDATE auth.sessions SET last_used_at = $2 WHERE id = (SELECT session_id FROM spent))
+SELECT spent.session_id, ` + qualifiedUserColumns + `
+FROM spent JOIN auth.users u ON u.id = spent.user_id`
+
+// rotate runs rotateSQL; pgx.ErrNoRows when the token is not spendable.
+func (s *Service) rotate(ctx context.Context, hash, childHash []byte, now time.Time) (uuid.UUID, account, error) {
+	var sid uuid.UUID
+	var a account
+	err := s.cfg.Pool.QueryRow(ctx, rotateSQL, hash, now, childHash).Scan(&sid,
+		&a.ID, &a.Email, &a.Name, &a.Image, &a.passwordHash, &a.EmailVerified, &a.CreatedAt, &a.disabled)
+	a.CreatedAt = a.CreatedAt.UTC()
+	return sid, a, err
 }
 
 // Logout revokes the session (and so its refresh family). refreshToken,

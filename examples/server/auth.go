@@ -21,6 +21,7 @@ import (
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/mail"
 	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/mfa"
 	"github.com/mana-how/mana-auth/password"
 	"github.com/mana-how/mana-auth/spaces"
 	"github.com/mana-how/mana-auth/token"
@@ -40,10 +41,14 @@ type authStack struct {
 	vault    *vault.Handler
 	vaultSvc *vault.Service
 	keyIDs   []string // the KEK ids of the ring, for messages
+	keys     vault.KeyWrapper
+	pool     *pgxpool.Pool
 	grant    *grant.Handler
 	spaceSvc *spaces.Service
 	spaces   *spaces.Handler
 	boot     *bootstrap.Handler
+	mfaSvc   *mfa.Service
+	mfa      *mfa.Handler
 	closers  []func() error
 }
 
@@ -53,6 +58,9 @@ func (a *authStack) Close() error {
 	}
 	if a.spaceSvc != nil {
 		a.spaceSvc.Close()
+	}
+	if a.mfaSvc != nil {
+		a.mfaSvc.Close()
 	}
 	var errs []error
 	for _, c := range a.closers {
@@ -121,6 +129,13 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	}); err != nil {
 		return nil, err
 	}
+	// The second step of sign-in: the challenges need only the database,
+	// so they are built before the account service that asks for them,
+	// and the mfa service that completes them after it (see below).
+	challenges, err := mfa.NewChallenges(mfa.ChallengesConfig{Pool: pool})
+	if err != nil {
+		return nil, err
+	}
 	a.svc, err = manaauth.New(manaauth.Config{
 		// A new user gets its Personal space in the registration
 		// transaction and its context singleton after signup (a failure of
@@ -138,7 +153,7 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 			UserDeletingTx: a.spaceSvc.CheckUserDeletable,
 		},
 		Pool: pool, Hasher: hasher, Tokens: a.tokens, Gate: gate, Events: events, Mailer: mailer,
-		Links: links, Logger: logger, Registerer: reg,
+		Links: links, Logger: logger, Registerer: reg, SecondFactor: challenges,
 		RequireEmailVerification: cfg.RequireEmailVerify, MaxDailySignups: cfg.MaxDailySignups,
 	})
 	if err != nil {
@@ -150,6 +165,14 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	a.handler = manaauth.NewHandler(a.svc, manaauth.HandlerOptions{Logger: logger, TrustedProxies: cfg.TrustedProxies,
 		IPLimiter: a.limiter, TrustedOrigins: append([]string{manaauth.Origin(cfg.BaseURL)}, cfg.CORSOrigins...),
 		Live: a.live})
+	if a.mfaSvc, err = mfa.New(mfa.Config{Pool: pool, Accounts: a.svc, Keys: cfg.Keys, Mailer: mailer,
+		Logger: logger, Registerer: reg}); err != nil {
+		return nil, err
+	}
+	if a.mfa, err = mfa.NewHandler(a.mfaSvc, mfa.HandlerOptions{Tokens: a.tokens, Live: a.live, Logger: logger,
+		TrustedProxies: cfg.TrustedProxies, IPLimiter: a.limiter}); err != nil {
+		return nil, err
+	}
 	if a.spaces, err = spaces.NewHandler(a.spaceSvc, spaces.HandlerOptions{Tokens: a.tokens, Logger: logger}); err != nil {
 		return nil, err
 	}
@@ -165,7 +188,7 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	if err != nil {
 		return nil, err
 	}
-	a.vaultSvc, a.keyIDs = vsvc, cfg.Keys.IDs()
+	a.vaultSvc, a.keyIDs, a.keys, a.pool = vsvc, cfg.Keys.IDs(), cfg.Keys, pool
 	if a.vault, err = vault.NewHandler(vsvc, vault.HandlerOptions{Logger: logger, TrustedProxies: cfg.TrustedProxies,
 		UserFromRequest: token.UserFromRequest}); err != nil {
 		return nil, err

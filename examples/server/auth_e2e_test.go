@@ -68,6 +68,7 @@ func TestAuthEndToEnd(t *testing.T) {
 		{"signup and verification", e2eSetup{}, e2eSignupAndVerification},
 		{"sessions and tokens", e2eSetup{}, e2eSessionsAndTokens},
 		{"session management", e2eSetup{}, e2eSessionManagement},
+		{"two-step sign-in", e2eSetup{}, e2eMFA},
 		{"account changes", e2eSetup{}, e2eAccountChanges},
 		{"lockout", e2eSetup{}, e2eLockout},
 		{"without email verification", e2eSetup{env: verifyOff}, e2eWithoutVerification},
@@ -546,7 +547,8 @@ func e2eIPLimitTrusted(t *testing.T, f *e2eServer) {
 // 429 RATE_LIMITED to the second request of one client. No password
 // operations (the bodies fail validation).
 func e2eIPLimitRoutes(t *testing.T, f *e2eServer) {
-	for i, p := range []string{"/register", "/login", "/verify-email", "/resend-verification", "/forgot-password", "/reset-password"} {
+	for i, p := range []string{"/register", "/login", "/verify-email", "/resend-verification", "/forgot-password", "/reset-password",
+		"/mfa/verify"} {
 		ip := withXFF(fmt.Sprintf("192.0.2.%d", i+1))
 		f.expectCode(400, "VALIDATION_FAILED", "POST", authPath(p), map[string]any{}, ip)
 		f.expectCode(429, "RATE_LIMITED", "POST", authPath(p), map[string]any{}, ip)
@@ -586,6 +588,11 @@ func e2eDatabaseOutage(t *testing.T, f *e2eServer) {
 		{"DELETE", "/account", map[string]any{"password": e2ePass1}, []any{bearer}},
 		{"GET", "/security-events", nil, []any{bearer}},
 		{"GET", "/signup-status", nil, nil},
+		{"POST", "/mfa/verify", map[string]any{"mfaToken": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "code": "123456"}, nil},
+		{"POST", "/mfa/totp/enroll", map[string]any{"password": e2ePass1}, []any{bearer}},
+		{"POST", "/mfa/totp/confirm", map[string]any{"code": "123456"}, []any{bearer}},
+		{"DELETE", "/mfa/totp", map[string]any{"code": "123456"}, []any{bearer}},
+		{"GET", "/mfa/status", nil, []any{bearer}},
 	} {
 		r := f.expect(503, c.method, authPath(c.path), c.body, c.opts...)
 		env := decodeEnvelope(t, r.body)
@@ -814,6 +821,9 @@ func (f *e2eServer) checkCommon(method, path string, r e2eReply) {
 func behindBearer(method, path string) bool {
 	switch method + " " + strings.TrimPrefix(path, authPrefix) {
 	case "GET /profile", "POST /profile", "POST /change-email", "POST /change-password", "DELETE /account":
+		return true
+	}
+	if strings.HasPrefix(path, mfaPrefix+"/") && path != mfaPrefix+"/verify" {
 		return true
 	}
 	return method == "GET" && strings.HasPrefix(path, authPrefix+"/security-events")

@@ -23,6 +23,7 @@ import (
 	"github.com/mana-how/mana-auth/grant/grantpg"
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/mfa"
 	"github.com/mana-how/mana-auth/migrate"
 	"github.com/mana-how/mana-auth/spaces"
 	"github.com/mana-how/mana-auth/vault"
@@ -50,8 +51,9 @@ func main() {
 	}
 }
 
-// rewrap moves every vault row to the active KEK (the first of
-// MANA_AUTH_KEKS), in batches; it can be interrupted and run again.
+// rewrap moves every vault row and every TOTP secret to the active KEK
+// (the first of MANA_AUTH_KEKS), in batches; it can be interrupted and run
+// again.
 // Plaintext keys never leave the process.
 func rewrap(ctx context.Context, getenv func(string) string, logOut io.Writer, args []string) error {
 	fs := flag.NewFlagSet("rewrap", flag.ContinueOnError)
@@ -80,9 +82,13 @@ func rewrap(ctx context.Context, getenv func(string) string, logOut io.Writer, a
 	if err != nil {
 		return err
 	}
-	moved, err := svc.Rewrap(ctx, *batch)
+	moved, vaultErr := svc.Rewrap(ctx, *batch)
 	logger.Info("rewrap finished", "moved", moved, "active_kek", cfg.Keys.ActiveKEKID())
-	return err
+	// The TOTP secrets are sealed under the same ring; they move even when
+	// some vaults could not.
+	moved, mfaErr := mfa.Rewrap(ctx, dbs.runtime, cfg.Keys, logger, *batch)
+	logger.Info("rewrap of TOTP secrets finished", "moved", moved, "active_kek", cfg.Keys.ActiveKEKID())
+	return errors.Join(vaultErr, mfaErr)
 }
 
 // sources is every migration source the server mounts, in order.
@@ -95,6 +101,7 @@ func sources() []migrate.Source {
 		bootstrap.Source(),
 		vault.Source(),
 		grantpg.Source(),
+		mfa.Source(),
 	}
 }
 

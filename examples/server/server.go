@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/mfa"
 	"github.com/mana-how/mana-auth/migrate"
 	"github.com/mana-how/mana-auth/token"
 	"github.com/mana-how/mana-auth/vault"
@@ -59,8 +60,12 @@ func newServer(d serverDeps) *server {
 	return s
 }
 
-// authPrefix is where the Auth section of api.md is mounted.
-const authPrefix = "/api/v1/auth"
+// authPrefix is where the Auth section of api.md is mounted, and
+// mfaPrefix its Multi-factor authentication section.
+const (
+	authPrefix = "/api/v1/auth"
+	mfaPrefix  = authPrefix + "/mfa"
+)
 
 // mountAuth mounts the auth handler route by route (so that metrics and
 // logs see each route's pattern) and the JWKS, and adds the key check to
@@ -79,12 +84,31 @@ func (s *server) mountAuth(a *authStack) {
 		}
 		return []string{vault.UnknownKEKsError(unknown, a.keyIDs).Error()}, nil
 	})
+	// Likewise the TOTP secrets, sealed under the same ring: their owners
+	// could not sign in.
+	s.ready.addCheck("mfa keys", 30*time.Second, func(ctx context.Context) ([]string, error) {
+		unknown, err := mfa.UnknownKEKs(ctx, a.pool, a.keys)
+		if err != nil {
+			return nil, err
+		}
+		if len(unknown) == 0 {
+			return nil, nil
+		}
+		return []string{mfa.UnknownKEKsError(unknown, a.keyIDs).Error()}, nil
+	})
 	inner := http.StripPrefix(authPrefix, a.handler)
 	for _, p := range a.handler.Routes() {
 		method, path, _ := strings.Cut(p, " ")
 		s.handle(method+" "+authPrefix+path, inner)
 	}
 	s.handle("GET /.well-known/jwks.json", a.tokens.JWKSHandler())
+	// The second factor: its handler checks the Bearer token and the live
+	// session of its management routes itself.
+	mfaInner := http.StripPrefix(mfaPrefix, a.mfa)
+	for _, p := range a.mfa.Routes() {
+		method, path, _ := strings.Cut(p, " ")
+		s.handle(method+" "+mfaPrefix+path, mfaInner)
+	}
 
 	// Everything under /api/v1/me passes the JWT middleware; the routes
 	// that guard secrets (the vault, the grant) also the live-session

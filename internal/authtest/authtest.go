@@ -70,6 +70,10 @@ type Options struct {
 	Hooks     manaauth.Hooks
 	// SecondFactor is the login's second step (the mfa package); nil: none.
 	SecondFactor manaauth.SecondFactor
+	// Clock is the services' clock; default a new one at the real now
+	// (NewClock). Give one when something built before the fixture (a
+	// SecondFactor) must read the same time.
+	Clock *Clock
 	// Registerer receives the services' metrics; default a fresh registry
 	// (Fixture.Registry).
 	Registerer *prometheus.Registry
@@ -104,8 +108,11 @@ type Fixture struct {
 // with t.
 func New(t testing.TB, o Options) *Fixture {
 	t.Helper()
-	f := &Fixture{DB: o.DB, SMTP: mailtest.NewServer(t), Clock: NewClock(), Registry: o.Registerer,
+	f := &Fixture{DB: o.DB, SMTP: mailtest.NewServer(t), Clock: o.Clock, Registry: o.Registerer,
 		Logger: slog.New(slog.DiscardHandler)}
+	if f.Clock == nil {
+		f.Clock = NewClock()
+	}
 	if f.DB == nil {
 		f.DB = testutil.DB(t)
 	}

@@ -44,6 +44,7 @@ import (
 	"github.com/mana-how/mana-auth/localpg"
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/mfa"
 	"github.com/mana-how/mana-auth/migrate"
 	"github.com/mana-how/mana-auth/spaces"
 	"github.com/mana-how/mana-auth/vault"
@@ -60,6 +61,7 @@ func Sources() []migrate.Source {
 		bootstrap.Source(),
 		vault.Source(),
 		grantpg.Source(),
+		mfa.Source(),
 	}
 }
 

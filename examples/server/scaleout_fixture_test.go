@@ -51,6 +51,9 @@ type cluster struct {
 	insts   []*instance
 	http    *http.Client
 	next    atomic.Uint64 // round robin
+	// rechecks counts the password re-checks the cases make (they record
+	// a successful attempt and start no session).
+	rechecks atomic.Int64
 
 	mu  sync.Mutex
 	ips map[string]bool // every client address sent in X-Forwarded-For (their Redis keys are deleted at the end)

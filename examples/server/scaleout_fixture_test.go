@@ -12,9 +12,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -230,12 +232,16 @@ func scaleRedis(t *testing.T) *redis.Client {
 	return c
 }
 
+// redisURL is o as a REDIS_URL for the instances.
 func redisURL(o *redis.Options) string {
-	u := "redis://"
-	if o.Password != "" {
-		u += ":" + o.Password + "@"
+	u := url.URL{Scheme: "redis", Host: o.Addr, Path: "/" + strconv.Itoa(o.DB)}
+	if o.TLSConfig != nil {
+		u.Scheme = "rediss"
 	}
-	return fmt.Sprintf("%s%s/%d", u, o.Addr, o.DB)
+	if o.Username != "" || o.Password != "" {
+		u.User = url.UserPassword(o.Username, o.Password)
+	}
+	return u.String()
 }
 
 const limiterKeyPrefix = "mana-auth:rl:ip:" // lockout's default prefix, and manaauth's key

@@ -718,8 +718,11 @@ func (c *cluster) checkBouncer(t *testing.T) {
 	xacts, err := strconv.Atoi(stats[0]["total_xact_count"])
 	require.NoError(t, err)
 	assert.Greater(t, xacts, 1000, "transactions through the bouncer")
+	clients, servers := len(c.bouncer.Show(t, "CLIENTS")), len(c.bouncer.Show(t, "SERVERS"))
 	t.Logf("PgBouncer %s: %d transactions, %s queries; %d client and %d server connections now",
-		c.bouncer.Version, xacts, stats[0]["total_query_count"], len(c.bouncer.Show(t, "CLIENTS")), len(c.bouncer.Show(t, "SERVERS")))
+		c.bouncer.Version, xacts, stats[0]["total_query_count"], clients, servers)
+	// The survivors' pools grew to their maximum in the burst of 200.
+	assert.Greater(t, clients, servers, "clients sharing the server connections")
 }
 
 // stopSurvivors: SIGTERM ends each survivor gracefully, and none logged an

@@ -46,6 +46,18 @@
 // event inside the caller's transaction, where the event belongs to a state
 // change.
 //
+// # Addresses and erasure
+//
+// auth.user_emails is the history of the addresses every account held,
+// kept by a trigger on auth.users whatever writes the address. Service
+// implements gdpr.AddressBook and gdpr.Exporter with it: an account's
+// login attempts are those made on an address while it held it and those
+// made on one of its addresses while no account held it; erasure deletes
+// them and the lockout counters of its addresses and anonymises its
+// security events (type and time stay), through a function that runs as
+// the tables' owner — the runtime role itself can neither delete an
+// attempt nor change an event.
+//
 // # Rate limiting
 //
 // A Limiter answers, per key, whether one more event is allowed now and

@@ -148,6 +148,26 @@ func (e *Events) Log(ctx context.Context, ev Event) {
 	}
 }
 
+// Append writes ev in a transaction of its own and returns its error: for
+// an event that must be written before the action it records may proceed
+// (DATA_EXPORTED before the first byte of an export).
+func (e *Events) Append(ctx context.Context, ev Event) error {
+	_, err := insertEvent(ctx, e.pool, ev, e.now())
+	return err
+}
+
+// Statement returns the INSERT of ev and its arguments (every absent
+// optional value NULL, the time as a time value), for a caller whose
+// transaction is not a pgx.Tx — a database/sql or bun transaction over the
+// same pool — so that the event still commits with the change it records.
+func (e *Events) Statement(ev Event) (query string, args []any, err error) {
+	args, err = eventArgs(ev, e.now())
+	if err != nil {
+		return "", nil, err
+	}
+	return insertEventSQL, args, nil
+}
+
 // Insert writes ev inside the caller's transaction, so that it commits or
 // rolls back with the state change it records. Its error is the caller's to
 // return.

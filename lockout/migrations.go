@@ -6,9 +6,10 @@ import (
 	"github.com/mana-how/mana-auth/migrate"
 )
 
-// Migrations holds the SQL files of auth.login_attempts, auth.lockouts and
-// auth.security_events, applied after manaauth's (security events refer to
-// auth.users).
+// Migrations holds the SQL files of auth.login_attempts, auth.lockouts,
+// auth.security_events and auth.user_emails (the history of every
+// account's addresses, kept by a trigger on auth.users), applied after
+// manaauth's (they refer to auth.users).
 //
 //go:embed migrations/*.sql
 var Migrations embed.FS
@@ -27,6 +28,8 @@ func Source() migrate.Source {
 				"email", "failures", "locked_until", "denied", "updated_at"}},
 			{Schema: "auth", Table: "security_events", Columns: []string{
 				"id", "event_type", "user_id", "ip_address", "user_agent", "metadata", "created_at"}},
+			{Schema: "auth", Table: "user_emails", Columns: []string{
+				"id", "user_id", "email", "held_from", "held_until"}},
 		},
 	}
 }

@@ -460,8 +460,11 @@ func (s *Service) ChangePassword(ctx context.Context, userID, sessionID uuid.UUI
 
 // DeleteAccount re-checks the password through the lockout gate and
 // deletes the user; everything owned cascades away in the database.
-// Hooks.UserDeletingTx may refuse (spaces: the only owner of a space with
-// other members, until another member is made an owner).
+// Hooks.UserDeletingTx runs first in the same transaction: it may refuse
+// (spaces: the only owner of a space with other members, until another
+// member is made an owner) and erases what the cascade cannot reach
+// (gdpr.Service.Erase: login attempts and lockouts keyed by the user's
+// addresses, security events anonymised).
 //
 // Errors: VALIDATION_FAILED, INVALID_CREDENTIALS, ACCOUNT_LOCKED,
 // the hook's (CONFLICT details.reason "sole_owner", details.spaceId),
@@ -479,8 +482,9 @@ func (s *Service) DeleteAccount(ctx context.Context, userID uuid.UUID, password 
 		if _, err := tx.Exec(ctx, `DELETE FROM auth.users WHERE id = $1`, userID); err != nil {
 			return err
 		}
-		// The user's own events went with the account; this one stays,
-		// without a user id, as the trace that an account was erased.
+		// The user's own events went with the account (or were
+		// anonymised by the hook); this one stays, without a user id, as
+		// the trace that an account was erased.
 		return s.cfg.Events.Insert(ctx, tx, lockout.Event{Type: lockout.AccountDeleted, IP: c.IP, UserAgent: c.UserAgent})
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -15,9 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mana-how/mana-auth/apikey"
 	"github.com/mana-how/mana-auth/autherr"
 	"github.com/mana-how/mana-auth/bootstrap"
+	"github.com/mana-how/mana-auth/gdpr"
 	"github.com/mana-how/mana-auth/grant"
+	"github.com/mana-how/mana-auth/grant/grantpg"
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/mail"
 	"github.com/mana-how/mana-auth/manaauth"
@@ -40,8 +44,8 @@ type authStack struct {
 	limiter  lockout.Limiter
 	vault    *vault.Handler
 	vaultSvc *vault.Service
-	keyIDs   []string // the KEK ids of the ring, for messages
-	keys     vault.KeyWrapper
+	keyIDs   []string         // the KEK ids of the ring, for messages
+	kek      vault.KeyWrapper // the KEK ring (vaults and TOTP secrets)
 	pool     *pgxpool.Pool
 	grant    *grant.Handler
 	spaceSvc *spaces.Service
@@ -49,8 +53,17 @@ type authStack struct {
 	boot     *bootstrap.Handler
 	mfaSvc   *mfa.Service
 	mfa      *mfa.Handler
+	keysSvc  *apikey.Service
+	keys     *apikey.Handler
+	dataSvc  *gdpr.Service
+	data     *gdpr.Handler
+	redis    *redis.Client // nil without REDIS_URL
 	closers  []func() error
 }
+
+// exportRate limits the GDPR exports of one user: an export reads
+// everything stored about the user.
+var exportRate = lockout.Rate{Limit: 5, Period: time.Hour}
 
 func (a *authStack) Close() error {
 	if a.svc != nil {
@@ -63,6 +76,9 @@ func (a *authStack) Close() error {
 		a.mfaSvc.Close()
 	}
 	var errs []error
+	if a.keysSvc != nil {
+		errs = append(errs, a.keysSvc.Close()) // writes the keys' last uses still in memory
+	}
 	for _, c := range a.closers {
 		errs = append(errs, c())
 	}
@@ -110,8 +126,11 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	} else {
 		logger.Warn("SMTP_URL is not set: mails are logged, links included, instead of being sent")
 	}
-	if a.limiter, err = ipLimiter(ctx, cfg, a); err != nil {
-		return nil, err
+	if cfg.IPRate.Limit != 0 {
+		if a.limiter, err = a.newLimiter(ctx, cfg,
+			lockout.Rate{Limit: cfg.IPRate.Limit, Period: cfg.IPRate.Period}, "mana-auth:rl:"); err != nil {
+			return nil, err
+		}
 	}
 	boot, err := bootstrap.New(bootstrap.Config{Pool: pool, Logger: logger})
 	if err != nil {
@@ -150,7 +169,15 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 				_, err := boot.BootstrapUserSingletons(ctx, u.ID)
 				return err
 			},
-			UserDeletingTx: a.spaceSvc.CheckUserDeletable,
+			// Deleting an account (DELETE /auth/account and DELETE
+			// /me/data alike) erases what the cascade cannot reach, after
+			// the only owner of a shared space was refused.
+			UserDeletingTx: func(ctx context.Context, tx pgx.Tx, userID uuid.UUID) error {
+				if err := a.spaceSvc.CheckUserDeletable(ctx, tx, userID); err != nil {
+					return err
+				}
+				return a.dataSvc.Erase(ctx, tx, userID)
+			},
 		},
 		Pool: pool, Hasher: hasher, Tokens: a.tokens, Gate: gate, Events: events, Mailer: mailer,
 		Links: links, Logger: logger, Registerer: reg, SecondFactor: challenges,
@@ -188,7 +215,7 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	if err != nil {
 		return nil, err
 	}
-	a.vaultSvc, a.keyIDs, a.keys, a.pool = vsvc, cfg.Keys.IDs(), cfg.Keys, pool
+	a.vaultSvc, a.keyIDs, a.kek, a.pool = vsvc, cfg.Keys.IDs(), cfg.Keys, pool
 	if a.vault, err = vault.NewHandler(vsvc, vault.HandlerOptions{Logger: logger, TrustedProxies: cfg.TrustedProxies,
 		UserFromRequest: token.UserFromRequest}); err != nil {
 		return nil, err
@@ -214,7 +241,53 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 		TrustedProxies: cfg.TrustedProxies, UserFromRequest: token.UserFromRequest}); err != nil {
 		return nil, err
 	}
+
+	if a.keysSvc, err = apikey.New(apikey.Config{Pool: pool, Events: events, Logger: logger, Registerer: reg}); err != nil {
+		return nil, err
+	}
+	if cfg.ServiceKey == "" {
+		logger.Warn("MANA_AUTH_SERVICE_KEY is not set: POST /api/v1/api-keys/validate answers 503")
+	}
+	if a.keys, err = apikey.NewHandler(a.keysSvc, apikey.HandlerOptions{Tokens: a.tokens, ServiceKey: cfg.ServiceKey,
+		TrustedProxies: cfg.TrustedProxies, Logger: logger}); err != nil {
+		return nil, err
+	}
+	if err := a.mountData(ctx, cfg, pool, events, gate, boot, vsvc, logger); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// mountData builds the GDPR export and erasure over every package that
+// holds rows about a user. A package that adds such a table implements
+// gdpr.Exporter and is listed here; the completeness test finds the table
+// until then.
+func (a *authStack) mountData(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *lockout.Events, gate *lockout.Service,
+	boot *bootstrap.Bootstrapper, vsvc *vault.Service, logger *slog.Logger) error {
+	audit, err := grantpg.New(grantpg.Config{Pool: pool})
+	if err != nil {
+		return err
+	}
+	if a.dataSvc, err = gdpr.New(gdpr.Config{
+		Pool: pool, Users: a.svc, Addresses: gate, Logger: logger,
+		Exporters: []gdpr.Exporter{a.svc, gate, a.spaceSvc, a.keysSvc, vsvc, audit, boot, a.mfaSvc},
+		Exported: func(ctx context.Context, userID uuid.UUID, c gdpr.Client) error {
+			return events.Append(ctx, lockout.Event{Type: lockout.DataExported, UserID: userID, IP: c.IP, UserAgent: c.UserAgent})
+		},
+	}); err != nil {
+		return err
+	}
+	limiter, err := a.newLimiter(ctx, cfg, exportRate, "mana-auth:rl:export:")
+	if err != nil {
+		return err
+	}
+	a.data, err = gdpr.NewHandler(a.dataSvc, gdpr.HandlerOptions{
+		UserFromRequest: token.UserFromRequest, Limiter: limiter, TrustedProxies: cfg.TrustedProxies, Logger: logger,
+		Delete: func(ctx context.Context, userID uuid.UUID, password string, c gdpr.Client) error {
+			return a.svc.DeleteAccount(ctx, userID, password, manaauth.Client{IP: c.IP, UserAgent: c.UserAgent})
+		},
+	})
+	return err
 }
 
 // spaceLister adapts spaces to bootstrap.SpaceLister.
@@ -259,27 +332,26 @@ func (v vaultKeys) MasterKey(ctx context.Context, userID uuid.UUID) ([]byte, err
 	return k.MasterKey, nil
 }
 
-// ipLimiter builds the MANA_AUTH_IP_RATE limiter: in Redis when REDIS_URL
-// is set (shared by every instance), in memory otherwise; nil when the
-// rate is 0.
-func ipLimiter(ctx context.Context, cfg Config, a *authStack) (lockout.Limiter, error) {
-	if cfg.IPRate.Limit == 0 {
-		return nil, nil
-	}
-	rate := lockout.Rate{Limit: cfg.IPRate.Limit, Period: cfg.IPRate.Period}
+// newLimiter builds a limiter of rate: in Redis when REDIS_URL is set
+// (shared by every instance, one client for all limiters, each limit
+// under its own key prefix), in memory otherwise.
+func (a *authStack) newLimiter(ctx context.Context, cfg Config, rate lockout.Rate, prefix string) (lockout.Limiter, error) {
 	if cfg.RedisURL == nil {
 		return lockout.NewMemoryLimiter(lockout.MemoryConfig{Rate: rate})
 	}
-	opts, err := redis.ParseURL(cfg.RedisURL.String())
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	if a.redis == nil {
+		opts, err := redis.ParseURL(cfg.RedisURL.String())
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		client := redis.NewClient(opts)
+		a.closers = append(a.closers, client.Close)
+		if err := client.Ping(ctx).Err(); err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		a.redis = client
 	}
-	client := redis.NewClient(opts)
-	a.closers = append(a.closers, client.Close)
-	if err := client.Ping(ctx).Err(); err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
-	}
-	return lockout.NewRedisLimiter(lockout.RedisConfig{Client: client, Rate: rate})
+	return lockout.NewRedisLimiter(lockout.RedisConfig{Client: a.redis, Rate: rate, Prefix: prefix})
 }
 
 // signingKey is MANA_AUTH_SIGNING_KEY, or in development a key generated

@@ -90,6 +90,8 @@ func TestAuthEndToEnd(t *testing.T) {
 		{"mission key grants", e2eSetup{errorsLogged: true}, e2eGrants}, // unconfigured; starts a configured server too
 		{"organizations", e2eSetup{}, e2eGuildsWalk},
 		{"organization errors", e2eSetup{}, e2eGuildsErrors},
+		{"api keys", e2eSetup{env: map[string]string{"MANA_AUTH_SERVICE_KEY": e2eServiceKey}}, e2eAPIKeys},
+		{"data export and erasure", e2eSetup{env: map[string]string{"MANA_AUTH_SERVICE_KEY": e2eServiceKey}}, e2eData},
 	}
 	start := time.Now()
 	t.Run("group", func(t *testing.T) {

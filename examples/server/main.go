@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mana-how/mana-auth/apikey"
 	"github.com/mana-how/mana-auth/bootstrap"
 	"github.com/mana-how/mana-auth/grant/grantpg"
 	"github.com/mana-how/mana-auth/lockout"
@@ -101,6 +102,7 @@ func sources() []migrate.Source {
 		bootstrap.Source(),
 		vault.Source(),
 		grantpg.Source(),
+		apikey.Source(),
 		mfa.Source(),
 	}
 }

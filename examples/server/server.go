@@ -87,7 +87,7 @@ func (s *server) mountAuth(a *authStack) {
 	// Likewise the TOTP secrets, sealed under the same ring: their owners
 	// could not sign in.
 	s.ready.addCheck("mfa keys", 30*time.Second, func(ctx context.Context) ([]string, error) {
-		unknown, err := mfa.UnknownKEKs(ctx, a.pool, a.keys)
+		unknown, err := mfa.UnknownKEKs(ctx, a.pool, a.kek)
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +145,38 @@ func (s *server) mountAuth(a *authStack) {
 		}
 		s.handle(method+" "+guildsPrefix+path, guilds)
 	}
+
+	// API keys: the collection root likewise.
+	keys := http.StripPrefix(apiKeysPrefix, a.keys)
+	keysRoot := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r2 := r.Clone(r.Context())
+		r2.URL.Path, r2.URL.RawPath = "/", ""
+		a.keys.ServeHTTP(w, r2)
+	})
+	for _, p := range a.keys.Routes() {
+		method, path, _ := strings.Cut(p, " ")
+		if path == "/{$}" {
+			s.handle(method+" "+apiKeysPrefix, keysRoot)
+			s.mux.Handle(method+" "+apiKeysPrefix+path, keys)
+			continue
+		}
+		s.handle(method+" "+apiKeysPrefix+path, keys)
+	}
+
+	// GDPR export and erasure, on the exact path.
+	data := me(http.StripPrefix(dataPath, a.data))
+	for _, p := range a.data.Routes() {
+		method, _, _ := strings.Cut(p, " ")
+		s.handle(method+" "+dataPath, data)
+	}
 }
+
+// apiKeysPrefix and dataPath are where api.md's API keys and GDPR
+// sections are mounted.
+const (
+	apiKeysPrefix = "/api/v1/api-keys"
+	dataPath      = "/api/v1/me/data"
+)
 
 // bootstrapPath and guildsPrefix are where api.md's Singleton bootstrap and
 // Organizations sections are mounted.

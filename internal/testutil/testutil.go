@@ -39,6 +39,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/mana-how/mana-auth/apikey"
 	"github.com/mana-how/mana-auth/bootstrap"
 	"github.com/mana-how/mana-auth/grant/grantpg"
 	"github.com/mana-how/mana-auth/localpg"
@@ -61,6 +62,7 @@ func Sources() []migrate.Source {
 		bootstrap.Source(),
 		vault.Source(),
 		grantpg.Source(),
+		apikey.Source(),
 		mfa.Source(),
 	}
 }

@@ -44,6 +44,10 @@ type clusterConfig struct {
 	bouncerCap int               // PgBouncer default_pool_size
 }
 
+// scaleServiceKey is MANA_AUTH_SERVICE_KEY, the credential of API key
+// validation, the same on every instance.
+const scaleServiceKey = "scale-out-service-key-0123456789abcdef"
+
 // cluster is the running system under test.
 type cluster struct {
 	t       *testing.T
@@ -132,6 +136,7 @@ func startCluster(t *testing.T, bin string, cfg clusterConfig) *cluster {
 		"MANA_AUTH_KEK":                        base64.StdEncoding.EncodeToString(kek),
 		"MANA_AUTH_TRUSTED_PROXIES":            "127.0.0.1/32",
 		"MANA_AUTH_REQUIRE_EMAIL_VERIFICATION": "false",
+		"MANA_AUTH_SERVICE_KEY":                scaleServiceKey,
 	}
 	for k, v := range cfg.env {
 		env[k] = v

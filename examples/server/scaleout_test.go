@@ -65,6 +65,7 @@ func TestScaleOut(t *testing.T) {
 		{"a refresh token replayed after the grace window revokes the family everywhere", scaleRefreshReplayCase},
 		{"a session revoked on A is refused on B within the cache time", scaleSessionRevokeCase},
 		{"an MFA token from A is verified on B, once", scaleMFACase},
+		{"an API key revoked on C is refused by B within the cache time", scaleAPIKeyCase},
 		// When package passkey lands: a challenge issued by B and verified
 		// on C, and the passkey limits counted once across instances. Each
 		// is one more function of this shape, with one account of its own
@@ -95,8 +96,8 @@ func TestScaleOut(t *testing.T) {
 }
 
 const (
-	scaleSignupCap   = 12 // MAX_DAILY_SIGNUPS: 5 cases + scaleLoadWorkers accounts, and one to spare
-	scaleSignupTries = 36 // parallel registrations, 12 per instance
+	scaleSignupCap   = 13 // MAX_DAILY_SIGNUPS: 6 cases + scaleLoadWorkers accounts, and one to spare
+	scaleSignupTries = 39 // parallel registrations, 13 per instance
 	scaleIPLimit     = 10 // MANA_AUTH_IP_RATE per hour: no unit comes back during the test
 	scaleBurst       = 200
 	scaleMaxFailures = 5 // lockout.DefaultPolicy().MaxFailures
@@ -518,6 +519,56 @@ func scaleMFACase(t *testing.T, c *cluster, u scaleUser) {
 	assert.Equal(t, 1, won, "one mfaToken and one recovery code sent to every instance at once: sign-ins %v", replies)
 	r = c.expect(t, cc, http.StatusOK, "", "GET", mfaPath("/status"), nil, withBearer(p.AccessToken))
 	assert.JSONEq(t, fmt.Sprintf(`{"totp":true,"recoveryCodesLeft":%d}`, len(conf.RecoveryCodes)-1), string(r.body))
+}
+
+// scaleAPIKeyCase: a key created through A (apikey's bun store, through
+// PgBouncer) is valid on B, which caches the answer; revoked through C,
+// it is refused at once by C and A and by B within its cache time
+// (apikey.Config.CacheTTL, 5 s).
+func scaleAPIKeyCase(t *testing.T, c *cluster, u scaleUser) {
+	a, b, cc := c.insts[0], c.insts[1], c.insts[2]
+	bearer := withBearer(u.Pair.AccessToken)
+	r := c.expect(t, a, http.StatusCreated, "", "POST", "/api/v1/api-keys", map[string]any{"name": "scale-out", "scopes": []string{"read"}}, bearer)
+	var created struct {
+		Key    string `json:"key"`
+		APIKey struct {
+			ID uuid.UUID `json:"id"`
+		} `json:"apiKey"`
+	}
+	require.NoError(t, json.Unmarshal(r.body, &created))
+	require.NotEmpty(t, created.Key)
+	service := withHeader("X-Service-Key", scaleServiceKey)
+	validate := func(in *instance) (valid bool, reason string) {
+		r := c.expect(t, in, http.StatusOK, "", "POST", "/api/v1/api-keys/validate", map[string]string{"key": created.Key}, service)
+		var out struct {
+			Valid  bool   `json:"valid"`
+			Reason string `json:"reason"`
+		}
+		require.NoError(t, json.Unmarshal(r.body, &out))
+		return out.Valid, out.Reason
+	}
+	valid, _ := validate(b)
+	require.True(t, valid, "the key on B")
+
+	c.expect(t, cc, http.StatusNoContent, "", "DELETE", "/api/v1/api-keys/"+created.APIKey.ID.String(), nil, bearer)
+	revoked := time.Now()
+	for _, in := range []*instance{cc, a} {
+		valid, reason := validate(in)
+		assert.False(t, valid, "on %s", in.name)
+		assert.Equal(t, "revoked", reason, "on %s", in.name)
+	}
+	// B may answer from its cache until CacheTTL after the revocation:
+	// every request it accepted was sent before then.
+	for {
+		sent := time.Now()
+		valid, reason := validate(b)
+		if !valid {
+			assert.Equal(t, "revoked", reason)
+			break
+		}
+		require.Less(t, sent.Sub(revoked), 5*time.Second, "B accepted the revoked key longer than its cache time")
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // killReport is what the kill case saw, for the invariants.

@@ -32,6 +32,9 @@
 // address locks its owner out for at most one lock period. Every attempt,
 // refused ones included, is a row of auth.login_attempts; the failure that
 // completes a lock records ACCOUNT_LOCKED in the same transaction.
+// A check whose credential failed but must not count — a passkey assertion
+// that did not verify — ends with Ticket.Reject: the attempt row and the
+// failure event, the admission taken back.
 //
 // The gate fails closed: when PostgreSQL cannot be reached, Begin returns an
 // error that classifies as SERVICE_UNAVAILABLE and records nothing — never
@@ -68,7 +71,10 @@
 // between instances through one Lua script on the Redis server's clock, and
 // answers SERVICE_UNAVAILABLE — never "allowed" — when Redis cannot be
 // reached. Both implement GCRA: Limit events per Period for a key that was
-// idle, then one every Period/Limit. The client IP a per-IP key is built
+// idle, then one every Period/Limit. Both are Peekers too: Peek tells what
+// Allow would answer without consuming, which makes a cooldown out of a
+// limiter of Rate{1, cooldown} (engaged by Allow, checked by Peek). The
+// client IP a per-IP key is built
 // from comes from web.ClientIP, which believes X-Forwarded-For only from
 // configured trusted proxies.
 package lockout

@@ -2,6 +2,7 @@ package lockout
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -174,6 +175,28 @@ func (e *Events) Statement(ev Event) (query string, args []any, err error) {
 func (e *Events) Insert(ctx context.Context, tx pgx.Tx, ev Event) error {
 	_, err := insertEvent(ctx, tx, ev, e.now())
 	return err
+}
+
+// SQLExecer is a database/sql transaction (or connection), such as the
+// *sql.Tx a bun transaction wraps.
+type SQLExecer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// InsertSQL is Insert for a database/sql transaction — bun's, over pgx's
+// stdlib adapter on the same pool — so that an event commits with the
+// change a model-shaped store made. Pass the *sql.Tx itself (a bun.Tx's
+// Tx field): bun's own ExecContext would rewrite the $n placeholders. Its
+// error is the caller's to return.
+func (e *Events) InsertSQL(ctx context.Context, tx SQLExecer, ev Event) error {
+	args, err := eventArgs(ev, e.now())
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, insertEventSQL, args...); err != nil {
+		return fmt.Errorf("lockout: insert %s event: %w", ev.Type, err)
+	}
+	return nil
 }
 
 type execer interface {

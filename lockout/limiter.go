@@ -32,6 +32,20 @@ type Limiter interface {
 	Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error)
 }
 
+// Peeker is a Limiter that can also tell, without consuming anything,
+// whether Allow would allow an event for key now. A cooldown is a limiter
+// of Rate{Limit: 1, Period: cooldown} that a request checks with Peek
+// before it does its work and that Allow engages when the work failed too
+// often (the passkey package's verify failures). MemoryLimiter and
+// RedisLimiter implement it.
+type Peeker interface {
+	Limiter
+	// Peek reports what Allow would answer for key now, consuming
+	// nothing: ok, or refused with retryAfter > 0. Its errors are those of
+	// Allow (SERVICE_UNAVAILABLE), ok is false then.
+	Peek(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error)
+}
+
 // Rate is Limit events per Period for one key, enforced with GCRA (the
 // generic cell rate algorithm: a token bucket of Limit tokens refilled at
 // one token per Period/Limit, kept as a single timestamp per key, the

@@ -68,7 +68,7 @@ type MemoryLimiter struct {
 	shards    []memShard
 }
 
-var _ Limiter = (*MemoryLimiter)(nil)
+var _ Peeker = (*MemoryLimiter)(nil)
 
 // memShard is one lock and its map, padded against false sharing.
 type memShard struct {
@@ -163,6 +163,25 @@ func (l *MemoryLimiter) Allow(_ context.Context, key string) (ok bool, retryAfte
 		s.mu.Unlock()
 		l.evictElsewhere(idx)
 	}
+}
+
+// Peek reports what Allow would answer for key now without consuming
+// anything (see Peeker). It never fails and stores nothing, so it never
+// makes room for a key.
+func (l *MemoryLimiter) Peek(_ context.Context, key string) (ok bool, retryAfter time.Duration, err error) {
+	h := maphash.String(l.seed, key)
+	s := &l.shards[h&l.mask]
+	now := int64(l.now().Sub(l.base))
+	s.mu.Lock()
+	tat, found := s.tat[h]
+	s.mu.Unlock()
+	if !found || tat < now {
+		tat = now
+	}
+	if wait := tat - l.tolerance - now; wait > 0 {
+		return false, time.Duration(wait), nil
+	}
+	return true, 0, nil
 }
 
 // Len is the number of keys held, at most MaxKeys.

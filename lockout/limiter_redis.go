@@ -63,6 +63,30 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat),
 return {1, 0}
 `
 
+// redisPeekScript is one Peek: the decision of redisGCRAScript without its
+// write. Same keys and arguments; returns {1, 0} or {0, µs until the next
+// unit}.
+const redisPeekScript = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local stored = redis.call('GET', KEYS[1])
+if not stored then
+	return {1, 0}
+end
+local tat = tonumber(stored)
+if not tat then
+	return redis.error_reply('mana-auth rate limiter: key holds no arrival time')
+end
+if tat < now then
+	tat = now
+end
+local wait = tat - tonumber(ARGV[2]) - now
+if wait > 0 then
+	return {0, wait}
+end
+return {1, 0}
+`
+
 // RedisLimiter is a Limiter that keeps its state in Redis, so that several
 // instances sharing one Redis enforce one limit. Each Allow is one round
 // trip running one Lua script (EVALSHA, falling back to EVAL), atomic in
@@ -81,9 +105,10 @@ type RedisLimiter struct {
 	emission  int64 // µs
 	tolerance int64 // µs
 	script    *redis.Script
+	peek      *redis.Script
 }
 
-var _ Limiter = (*RedisLimiter)(nil)
+var _ Peeker = (*RedisLimiter)(nil)
 
 // NewRedisLimiter returns a RedisLimiter. It fails on a nil Client or an
 // invalid Rate with a plain configuration error (no autherr code; it would
@@ -106,6 +131,7 @@ func NewRedisLimiter(cfg RedisConfig) (*RedisLimiter, error) {
 		emission:  emission,
 		tolerance: tolerance,
 		script:    redis.NewScript(redisGCRAScript),
+		peek:      redis.NewScript(redisPeekScript),
 	}, nil
 }
 
@@ -114,7 +140,18 @@ func NewRedisLimiter(cfg RedisConfig) (*RedisLimiter, error) {
 // down or unreachable, a timeout, a cancelled or expired ctx, an error
 // reply (such as a key of another type under the prefix); ok is then false.
 func (l *RedisLimiter) Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error) {
-	res, err := l.script.Run(ctx, l.client, []string{l.prefix + key}, l.emission, l.tolerance).Int64Slice()
+	return l.run(ctx, l.script, key)
+}
+
+// Peek reports what Allow would answer for key now without consuming
+// anything (see Peeker); one round trip, one read-only script. Its errors
+// are Allow's (SERVICE_UNAVAILABLE); ok is false then.
+func (l *RedisLimiter) Peek(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error) {
+	return l.run(ctx, l.peek, key)
+}
+
+func (l *RedisLimiter) run(ctx context.Context, script *redis.Script, key string) (ok bool, retryAfter time.Duration, err error) {
+	res, err := script.Run(ctx, l.client, []string{l.prefix + key}, l.emission, l.tolerance).Int64Slice()
 	if err != nil {
 		return false, 0, redisUnavailable(err)
 	}

@@ -365,6 +365,36 @@ func (t *Ticket) Challenge(ctx context.Context, userID uuid.UUID) error {
 	return t.hold(ctx, userID, MFARequired, map[string]any{"method": string(t.a.Method)})
 }
 
+// Reject records a check whose credential did not verify but whose
+// failure must not count toward the lock: a passkey assertion that failed.
+// A signature cannot be guessed the way a password can, and counting such
+// failures here would let anyone who knows a credential id lock its
+// owner's account (the passkey package limits them per credential
+// instead). Like Refuse, the admission is taken back; the attempt is a row
+// in auth.login_attempts with successful false, and the failure event of
+// its method is recorded (PASSKEY_LOGIN_FAILURE for a passkey,
+// LOGIN_FAILURE otherwise) with metadata, which must hold no secret, plus
+// the method. Later calls of Reject, Refuse, Challenge or Finish do
+// nothing.
+//
+// Errors: SERVICE_UNAVAILABLE when it could not record.
+func (t *Ticket) Reject(ctx context.Context, userID uuid.UUID, metadata map[string]any) error {
+	if t == nil {
+		return nil
+	}
+	typ := LoginFailure
+	if t.a.Method == Passkey {
+		typ = PasskeyLoginFailure
+	}
+	m := map[string]any{"method": string(t.a.Method)}
+	for k, v := range metadata {
+		if k != "method" {
+			m[k] = v
+		}
+	}
+	return t.hold(ctx, userID, typ, m)
+}
+
 func (t *Ticket) hold(ctx context.Context, userID uuid.UUID, typ EventType, metadata map[string]any) error {
 	if t == nil || t.finished {
 		return nil

@@ -516,6 +516,31 @@ func TestLogMailerLogsLinkAndRecipientOnly(t *testing.T) {
 	assert.NotContains(t, buf.String(), "Someone asked", "no other body text")
 }
 
+// TestPasskeyAddedNotice: the notice says when and with what, carries no
+// link, and cleans the provider name like any other shown name. A notice
+// with a link (or a user-chosen name) would be a template for phishing.
+func TestPasskeyAddedNotice(t *testing.T) {
+	at := time.Date(2026, 1, 2, 16, 4, 0, 0, time.FixedZone("CET", 3600))
+	m := PasskeyAdded("a@example.com", "iCloud Keychain", at)
+	require.NoError(t, mailValidate(m))
+	assert.Equal(t, "a@example.com", m.To)
+	assert.Equal(t, "A passkey was added to your account", m.Subject)
+	assert.Contains(t, m.Text, "A passkey was added to your account (iCloud Keychain) on 2 January 2026 at 15:04 UTC.")
+	assert.Contains(t, m.HTML, "(iCloud Keychain) on 2 January 2026 at 15:04 UTC.")
+	for _, part := range []string{m.Text, m.HTML} {
+		assert.NotContains(t, part, "http", "no link")
+	}
+
+	unknown := PasskeyAdded("a@example.com", "", at)
+	assert.Contains(t, unknown.Text, "A passkey was added to your account on 2 January")
+
+	hostile := PasskeyAdded("a@example.com", "<b>x</b>\u202E\r\nBcc: e@example.com", at)
+	require.NoError(t, mailValidate(hostile))
+	assert.NotContains(t, hostile.HTML, "<b>")
+	assert.NotContains(t, hostile.Text, "\u202E")
+	assert.NotContains(t, hostile.Text, "\r")
+}
+
 func TestMFANoticesCarryNoLink(t *testing.T) {
 	for name, m := range map[string]Message{
 		"enabled":        MFAEnabled("a@example.com"),

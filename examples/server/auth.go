@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,6 +28,7 @@ import (
 	"github.com/mana-how/mana-auth/mail"
 	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/mfa"
+	"github.com/mana-how/mana-auth/passkey"
 	"github.com/mana-how/mana-auth/password"
 	"github.com/mana-how/mana-auth/spaces"
 	"github.com/mana-how/mana-auth/token"
@@ -57,7 +60,9 @@ type authStack struct {
 	keys     *apikey.Handler
 	dataSvc  *gdpr.Service
 	data     *gdpr.Handler
-	redis    *redis.Client // nil without REDIS_URL
+	passkeys *passkey.Handler
+	pkSvc    *passkey.Service // nil when passkeys are off (see newPasskeys)
+	redis    *redis.Client    // nil without REDIS_URL
 	closers  []func() error
 }
 
@@ -78,6 +83,9 @@ func (a *authStack) Close() error {
 	var errs []error
 	if a.keysSvc != nil {
 		errs = append(errs, a.keysSvc.Close()) // writes the keys' last uses still in memory
+	}
+	if a.pkSvc != nil {
+		errs = append(errs, a.pkSvc.Close())
 	}
 	for _, c := range a.closers {
 		errs = append(errs, c())
@@ -208,6 +216,10 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 		return nil, err
 	}
 
+	if err := a.newPasskeys(ctx, cfg, pool, mailer, reg, logger); err != nil {
+		return nil, err
+	}
+
 	if cfg.KeyWarning != "" {
 		logger.Warn(cfg.KeyWarning)
 	}
@@ -270,7 +282,7 @@ func (a *authStack) mountData(ctx context.Context, cfg Config, pool *pgxpool.Poo
 	}
 	if a.dataSvc, err = gdpr.New(gdpr.Config{
 		Pool: pool, Users: a.svc, Addresses: gate, Logger: logger,
-		Exporters: []gdpr.Exporter{a.svc, gate, a.spaceSvc, a.keysSvc, vsvc, audit, boot, a.mfaSvc},
+		Exporters: []gdpr.Exporter{a.svc, gate, a.spaceSvc, a.keysSvc, vsvc, audit, boot, a.mfaSvc, passkey.Data{}},
 		Exported: func(ctx context.Context, userID uuid.UUID, c gdpr.Client) error {
 			return events.Append(ctx, lockout.Event{Type: lockout.DataExported, UserID: userID, IP: c.IP, UserAgent: c.UserAgent})
 		},
@@ -334,8 +346,9 @@ func (v vaultKeys) MasterKey(ctx context.Context, userID uuid.UUID) ([]byte, err
 
 // newLimiter builds a limiter of rate: in Redis when REDIS_URL is set
 // (shared by every instance, one client for all limiters, each limit
-// under its own key prefix), in memory otherwise.
-func (a *authStack) newLimiter(ctx context.Context, cfg Config, rate lockout.Rate, prefix string) (lockout.Limiter, error) {
+// under its own key prefix), in memory otherwise. Both can Peek (the
+// passkey cooldown).
+func (a *authStack) newLimiter(ctx context.Context, cfg Config, rate lockout.Rate, prefix string) (lockout.Peeker, error) {
 	if cfg.RedisURL == nil {
 		return lockout.NewMemoryLimiter(lockout.MemoryConfig{Rate: rate})
 	}
@@ -352,6 +365,65 @@ func (a *authStack) newLimiter(ctx context.Context, cfg Config, rate lockout.Rat
 		a.redis = client
 	}
 	return lockout.NewRedisLimiter(lockout.RedisConfig{Client: a.redis, Rate: rate, Prefix: prefix})
+}
+
+// newPasskeys builds the passkey service and its handler. Passkeys are on
+// whenever MANA_AUTH_BASE_URL is a context browsers offer WebAuthn in —
+// https, or http on localhost — with the RP ID of WEBAUTHN_RP_ID (default
+// the base URL's host, checked by LoadConfig) and the origins of
+// passkeyOrigins.
+// Otherwise the routes are mounted all the same, GET /capability answers
+// {available: false} and the others 404, and the start logs why. The
+// stand-in credential lists of sign-in options are keyed from the signing
+// key, so every instance agrees; the limits share REDIS_URL when set.
+func (a *authStack) newPasskeys(ctx context.Context, cfg Config, pool *pgxpool.Pool, mailer mail.Mailer, reg prometheus.Registerer, logger *slog.Logger) error {
+	if passkey.SecureOrigin(cfg.BaseURL) {
+		decoyKey, err := a.tokens.DeriveKey("mana-auth passkey decoys v1", 32)
+		if err != nil {
+			return err
+		}
+		var limits passkey.Limits
+		if limits.Options, err = a.newLimiter(ctx, cfg, passkey.OptionsRate, "mana-auth:rl:passkey-options:"); err != nil {
+			return err
+		}
+		if limits.Failures, err = a.newLimiter(ctx, cfg, passkey.FailureRate, "mana-auth:rl:passkey-failures:"); err != nil {
+			return err
+		}
+		if limits.Cooldown, err = a.newLimiter(ctx, cfg, passkey.CooldownRate, "mana-auth:rl:passkey-cooldown:"); err != nil {
+			return err
+		}
+		a.pkSvc, err = passkey.New(passkey.Config{Accounts: a.svc, Pool: pool, RPID: cfg.RPID,
+			Origins: passkeyOrigins(cfg), Mailer: mailer, DecoyKey: decoyKey, Limits: limits,
+			Logger: logger, Registerer: reg})
+		if err != nil {
+			return fmt.Errorf("WEBAUTHN_RP_ID: %w", err)
+		}
+	} else {
+		logger.Warn("passkeys are off: browsers offer WebAuthn only on https (or http on localhost)", "base_url", cfg.BaseURL.String())
+	}
+	var err error
+	a.passkeys, err = passkey.NewHandler(a.pkSvc, passkey.HandlerOptions{Tokens: a.tokens, Live: a.live,
+		TrustedProxies: cfg.TrustedProxies, Logger: logger})
+	return err
+}
+
+// passkeyOrigins are the origins WebAuthn ceremonies may come from: the
+// base URL's, and every MANA_AUTH_CORS_ORIGINS origin that browsers run
+// WebAuthn on for the RP ID (https, or http on localhost, on the RP ID or
+// a subdomain of it) — an app on app.example.com with WEBAUTHN_RP_ID
+// example.com. Other CORS origins may call the API but not run ceremonies.
+func passkeyOrigins(cfg Config) []string {
+	out := []string{manaauth.Origin(cfg.BaseURL)}
+	for _, o := range cfg.CORSOrigins {
+		u, err := url.Parse(o)
+		if err != nil || !passkey.SecureOrigin(u) {
+			continue
+		}
+		if h := strings.ToLower(u.Hostname()); h == cfg.RPID || strings.HasSuffix(h, "."+cfg.RPID) {
+			out = append(out, manaauth.Origin(u))
+		}
+	}
+	return out
 }
 
 // signingKey is MANA_AUTH_SIGNING_KEY, or in development a key generated

@@ -92,6 +92,7 @@ func TestAuthEndToEnd(t *testing.T) {
 		{"organization errors", e2eSetup{}, e2eGuildsErrors},
 		{"api keys", e2eSetup{env: map[string]string{"MANA_AUTH_SERVICE_KEY": e2eServiceKey}}, e2eAPIKeys},
 		{"data export and erasure", e2eSetup{env: map[string]string{"MANA_AUTH_SERVICE_KEY": e2eServiceKey}}, e2eData},
+		{"passkeys", e2eSetup{env: map[string]string{"MANA_AUTH_BASE_URL": e2eSecureBaseURL}}, e2ePasskeys}, // starts a server without passkeys too
 	}
 	start := time.Now()
 	t.Run("group", func(t *testing.T) {
@@ -823,6 +824,13 @@ func (f *e2eServer) checkCommon(method, path string, r e2eReply) {
 func behindBearer(method, path string) bool {
 	switch method + " " + strings.TrimPrefix(path, authPrefix) {
 	case "GET /profile", "POST /profile", "POST /change-email", "POST /change-password", "DELETE /account":
+		return true
+	}
+	switch method + " " + strings.TrimPrefix(path, passkeysPrefix) {
+	case "POST /register/options", "POST /register/verify", "GET ", "GET /":
+		return true
+	}
+	if (method == "PATCH" || method == "DELETE") && strings.HasPrefix(path, passkeysPrefix+"/") {
 		return true
 	}
 	if strings.HasPrefix(path, mfaPrefix+"/") && path != mfaPrefix+"/verify" {

@@ -99,8 +99,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 
 	if c.BaseURL != nil {
 		c.RPID = get("WEBAUTHN_RP_ID", c.BaseURL.Hostname())
-		if _, err := netip.ParseAddr(c.RPID); err == nil || c.RPID == "" || strings.ContainsAny(c.RPID, "/: ") {
+		c.RPID = strings.ToLower(c.RPID)
+		host := strings.ToLower(c.BaseURL.Hostname())
+		switch {
+		case isIP(c.RPID) || c.RPID == "" || strings.ContainsAny(c.RPID, "/: "):
 			bad("WEBAUTHN_RP_ID", "%q must be a domain name, not an IP address (set MANA_AUTH_BASE_URL to a URL with a host name, or set WEBAUTHN_RP_ID)", c.RPID)
+		case host != c.RPID && !strings.HasSuffix(host, "."+c.RPID):
+			bad("WEBAUTHN_RP_ID", "%q must be the host of MANA_AUTH_BASE_URL (%s) or a parent domain of it", c.RPID, host)
 		}
 	}
 
@@ -221,6 +226,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("configuration: %w", err)
 	}
 	return c, nil
+}
+
+// isIP reports an IP address literal (bracketed IPv6 included).
+func isIP(s string) bool {
+	_, err := netip.ParseAddr(strings.Trim(s, "[]"))
+	return err == nil
 }
 
 // lookup treats an empty variable like an unset one.

@@ -390,6 +390,18 @@ func e2eData(t *testing.T, f *e2eServer) {
 	require.NoError(t, err)
 	require.NoError(t, audit.RecordUnwrap(ctx, grant.Attempt{UserID: alice.ID, MissionID: "mission-7", SignatureKID: "kid-1",
 		ExpiresAt: time.Now().Add(time.Hour), Outcome: grant.OutcomeRefused, Reason: grant.ReasonExpired}))
+	// A passkey and a registration challenge, written directly: this
+	// server runs on http, where passkeys are off, and the export holds
+	// what an earlier configuration left. Its public key is not exported.
+	passkeyPub := randomBytes(t, 77)
+	sec.bytes("passkey public key", passkeyPub)
+	_, err = f.db.Owner.Exec(ctx, `INSERT INTO auth.passkeys (user_id, credential_id, public_key, aaguid,
+		backup_eligible, backup_state, name, created_at) VALUES ($1, $2, $3, $4, true, true, 'Laptop', now())`,
+		alice.ID, randomBytes(t, 32), passkeyPub, uuid.Nil)
+	require.NoError(t, err)
+	_, err = f.db.Owner.Exec(ctx, `INSERT INTO auth.passkey_challenges (id, ceremony, user_id, session, created_at, expires_at)
+		VALUES ($1, 'register', $2, '{"challenge":"c2VjcmV0"}', now(), now() + interval '5 minutes')`, uuid.New(), alice.ID)
+	require.NoError(t, err)
 	f.dbSecrets(&sec, alice.ID)
 
 	// The export: every section, no secret.
@@ -403,6 +415,7 @@ func e2eData(t *testing.T, f *e2eServer) {
 		"auth.api_keys": 2, "auth.encryption_vaults": 1, "auth.encryption_vault_audit": 3,
 		"mana_ai.decrypt_audit": 1, "mana_sync.sync_changes": 2,
 		"auth.mfa_factors": 1, "auth.mfa_recovery_codes": 10, "auth.mfa_challenges": 1,
+		"auth.passkeys": 1, "auth.passkey_challenges": 1,
 	} {
 		assert.GreaterOrEqual(t, len(doc.Sections[section]), atLeast, "section %s: %v", section, doc.Sections[section])
 	}
@@ -449,7 +462,8 @@ func e2eData(t *testing.T, f *e2eServer) {
 	emails := []string{"alice@example.test", "alice.new@example.test"}
 	before := rowsAbout(t, f.db, alice.ID, emails)
 	for _, s := range []string{"auth.users", "auth.login_attempts", "auth.lockouts", "auth.space_invitations", "auth.api_keys",
-		"mana_ai.decrypt_audit", "auth.mfa_factors", "auth.mfa_recovery_codes", "auth.mfa_challenges"} {
+		"mana_ai.decrypt_audit", "auth.mfa_factors", "auth.mfa_recovery_codes", "auth.mfa_challenges",
+		"auth.passkeys", "auth.passkey_challenges"} {
 		require.Positive(t, before[s], "positive control: %s has rows about alice before", s)
 	}
 	e := f.expectCode(409, "CONFLICT", "DELETE", dataPath, map[string]any{"password": e2ePass1}, a)

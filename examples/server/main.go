@@ -26,6 +26,7 @@ import (
 	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/mfa"
 	"github.com/mana-how/mana-auth/migrate"
+	"github.com/mana-how/mana-auth/passkey"
 	"github.com/mana-how/mana-auth/spaces"
 	"github.com/mana-how/mana-auth/vault"
 )
@@ -104,6 +105,7 @@ func sources() []migrate.Source {
 		grantpg.Source(),
 		apikey.Source(),
 		mfa.Source(),
+		passkey.Source(),
 	}
 }
 

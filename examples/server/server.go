@@ -110,6 +110,11 @@ func (s *server) mountAuth(a *authStack) {
 		s.handle(method+" "+mfaPrefix+path, mfaInner)
 	}
 
+	// Passkeys: their management routes check the bearer token and the
+	// live session inside the handler. The list is also served at the
+	// prefix without the trailing slash, like the organizations below.
+	s.mountCollection(passkeysPrefix, a.passkeys, a.passkeys.Routes())
+
 	// Everything under /api/v1/me passes the JWT middleware; the routes
 	// that guard secrets (the vault, the grant) also the live-session
 	// check, so a revoked session's token is refused within 5 s.
@@ -126,48 +131,38 @@ func (s *server) mountAuth(a *authStack) {
 	s.handle("POST "+grantPath, live(http.StripPrefix(grantPath, a.grant)))
 	s.handle("POST "+bootstrapPath, me(http.StripPrefix(bootstrapPath, a.boot)))
 
-	// Organizations: the collection root is also served without the
-	// trailing slash (StripPrefix would leave an empty path, which the
-	// inner mux answers with a redirect).
-	guilds := http.StripPrefix(guildsPrefix, a.spaces)
-	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r2 := r.Clone(r.Context())
-		r2.URL.Path, r2.URL.RawPath = "/", ""
-		a.spaces.ServeHTTP(w, r2)
-	})
-	for _, p := range a.spaces.Routes() {
-		method, path, _ := strings.Cut(p, " ")
-		if path == "/{$}" {
-			s.handle(method+" "+guildsPrefix, root)
-			// The same with the slash, as a courtesy; documented once.
-			s.mux.Handle(method+" "+guildsPrefix+path, guilds)
-			continue
-		}
-		s.handle(method+" "+guildsPrefix+path, guilds)
-	}
-
-	// API keys: the collection root likewise.
-	keys := http.StripPrefix(apiKeysPrefix, a.keys)
-	keysRoot := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r2 := r.Clone(r.Context())
-		r2.URL.Path, r2.URL.RawPath = "/", ""
-		a.keys.ServeHTTP(w, r2)
-	})
-	for _, p := range a.keys.Routes() {
-		method, path, _ := strings.Cut(p, " ")
-		if path == "/{$}" {
-			s.handle(method+" "+apiKeysPrefix, keysRoot)
-			s.mux.Handle(method+" "+apiKeysPrefix+path, keys)
-			continue
-		}
-		s.handle(method+" "+apiKeysPrefix+path, keys)
-	}
+	// Organizations and API keys: their collection roots are also served
+	// without the trailing slash.
+	s.mountCollection(guildsPrefix, a.spaces, a.spaces.Routes())
+	s.mountCollection(apiKeysPrefix, a.keys, a.keys.Routes())
 
 	// GDPR export and erasure, on the exact path.
 	data := me(http.StripPrefix(dataPath, a.data))
 	for _, p := range a.data.Routes() {
 		method, _, _ := strings.Cut(p, " ")
 		s.handle(method+" "+dataPath, data)
+	}
+}
+
+// mountCollection mounts h under prefix route by route. Its collection
+// root "/{$}" is served at the prefix itself (StripPrefix would leave an
+// empty path, which the inner mux answers with a redirect) and, as a
+// courtesy documented once, with the trailing slash too.
+func (s *server) mountCollection(prefix string, h http.Handler, routes []string) {
+	inner := http.StripPrefix(prefix, h)
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r2 := r.Clone(r.Context())
+		r2.URL.Path, r2.URL.RawPath = "/", ""
+		h.ServeHTTP(w, r2)
+	})
+	for _, p := range routes {
+		method, path, _ := strings.Cut(p, " ")
+		if path == "/{$}" {
+			s.handle(method+" "+prefix, root)
+			s.mux.Handle(method+" "+prefix+path, inner)
+			continue
+		}
+		s.handle(method+" "+prefix+path, inner)
 	}
 }
 
@@ -181,8 +176,9 @@ const (
 // bootstrapPath and guildsPrefix are where api.md's Singleton bootstrap and
 // Organizations sections are mounted.
 const (
-	bootstrapPath = "/api/v1/me/bootstrap-singletons"
-	guildsPrefix  = "/api/v1/guilds"
+	bootstrapPath  = "/api/v1/me/bootstrap-singletons"
+	guildsPrefix   = "/api/v1/guilds"
+	passkeysPrefix = authPrefix + "/passkeys"
 )
 
 // grantPath is the Mission key grants route of api.md.

@@ -249,6 +249,9 @@ func TestLoadConfigNamesTheBadVariable(t *testing.T) {
 		{"bad addr", map[string]string{"MANA_AUTH_ADDR": "8080"}, "MANA_AUTH_ADDR"},
 		{"relative base url", map[string]string{"MANA_AUTH_BASE_URL": "localhost:8080"}, "MANA_AUTH_BASE_URL"},
 		{"ip rp id", map[string]string{"MANA_AUTH_BASE_URL": "http://127.0.0.1:8080"}, "WEBAUTHN_RP_ID"},
+		{"rp id of another site", map[string]string{"MANA_AUTH_BASE_URL": "https://auth.example.com", "WEBAUTHN_RP_ID": "example.org"}, "WEBAUTHN_RP_ID"},
+		{"rp id of a lookalike", map[string]string{"MANA_AUTH_BASE_URL": "https://authexample.com", "WEBAUTHN_RP_ID": "example.com"}, "WEBAUTHN_RP_ID"},
+		{"rp id below the host", map[string]string{"MANA_AUTH_BASE_URL": "https://example.com", "WEBAUTHN_RP_ID": "auth.example.com"}, "WEBAUTHN_RP_ID"},
 		{"bad rate", map[string]string{"MANA_AUTH_IP_RATE": "lots"}, "MANA_AUTH_IP_RATE"},
 		{"bad rate unit", map[string]string{"MANA_AUTH_IP_RATE": "5/week"}, "MANA_AUTH_IP_RATE"},
 		{"bad proxies", map[string]string{"MANA_AUTH_TRUSTED_PROXIES": "10.0.0.0/8,nonsense"}, "MANA_AUTH_TRUSTED_PROXIES"},
@@ -288,6 +291,10 @@ func TestLoadConfigNamesTheBadVariable(t *testing.T) {
 	assert.False(t, cfg.Production)
 	assert.Equal(t, "127.0.0.1:8080", cfg.Addr)
 	assert.Equal(t, "localhost", cfg.RPID)
+	cfg, err = LoadConfig(mapEnv(map[string]string{"MANA_AUTH_STATE_DIR": state,
+		"MANA_AUTH_BASE_URL": "https://auth.Example.com", "WEBAUTHN_RP_ID": "Example.com"}))
+	require.NoError(t, err, "a parent domain of the host is a valid RP ID")
+	assert.Equal(t, "example.com", cfg.RPID)
 	assert.Equal(t, Rate{Limit: 300, Period: time.Minute}, cfg.IPRate)
 	assert.True(t, cfg.RequireEmailVerify)
 	assert.Equal(t, "m=19456,t=2,p=1", cfg.Argon2id.String(), "the password package's defaults")

@@ -47,6 +47,7 @@ import (
 	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/mfa"
 	"github.com/mana-how/mana-auth/migrate"
+	"github.com/mana-how/mana-auth/passkey"
 	"github.com/mana-how/mana-auth/spaces"
 	"github.com/mana-how/mana-auth/vault"
 )
@@ -64,6 +65,7 @@ func Sources() []migrate.Source {
 		grantpg.Source(),
 		apikey.Source(),
 		mfa.Source(),
+		passkey.Source(),
 	}
 }
 

@@ -128,7 +128,7 @@ func startCluster(t *testing.T, bin string, cfg clusterConfig) *cluster {
 	env := map[string]string{
 		"MANA_AUTH_ENV":                        "production",
 		"MANA_AUTH_ADDR":                       "127.0.0.1:0",
-		"MANA_AUTH_BASE_URL":                   "https://auth.scaleout.test",
+		"MANA_AUTH_BASE_URL":                   e2eSecureBaseURL, // https: passkeys on, for e2eAuthenticator's origin
 		"DATABASE_URL":                         c.bouncer.RuntimeURL,
 		"MIGRATE_DATABASE_URL":                 c.db.OwnerURL,
 		"REDIS_URL":                            redisURL(c.redis.Options()),
@@ -211,10 +211,10 @@ func startCluster(t *testing.T, bin string, cfg clusterConfig) *cluster {
 }
 
 // scaleRedis is a client of the test Redis (TEST_REDIS_URL, else
-// redis://127.0.0.1:6379/0). The server's limiter keys are
-// "mana-auth:rl:ip:<address>" and every request of the test carries an
-// address of its own (random in 2001:db8::/32), so other tests sharing
-// this Redis never meet its keys; they are deleted at the end.
+// redis://127.0.0.1:6379/0). The server's limiter keys hold the client
+// address ("mana-auth:rl:ip:<address>", …) and every request of the test
+// carries an address of its own (random in 2001:db8::/32), so other tests
+// sharing this Redis never meet its keys; they are deleted at the end.
 func scaleRedis(t *testing.T) *redis.Client {
 	t.Helper()
 	u := os.Getenv("TEST_REDIS_URL")
@@ -249,7 +249,11 @@ func redisURL(o *redis.Options) string {
 	return u.String()
 }
 
-const limiterKeyPrefix = "mana-auth:rl:ip:" // lockout's default prefix, and manaauth's key
+const limiterKeyPrefix = "mana-auth:rl:ip:" // the server's per-IP limit: its prefix and manaauth's key
+
+// ipKeyPrefixes are the server's limiter keys of a client address (the
+// per-IP limit, passkey options); they are deleted at the end.
+var ipKeyPrefixes = []string{limiterKeyPrefix, "mana-auth:rl:passkey-options:ip:"}
 
 func (c *cluster) forgetIPs() {
 	c.mu.Lock()
@@ -258,7 +262,9 @@ func (c *cluster) forgetIPs() {
 	defer cancel()
 	pipe := c.redis.Pipeline()
 	for ip := range c.ips {
-		pipe.Del(ctx, limiterKeyPrefix+ip)
+		for _, p := range ipKeyPrefixes {
+			pipe.Del(ctx, p+ip)
+		}
 	}
 	if len(c.ips) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mana-how/mana-auth/migrate"
+	"github.com/mana-how/mana-auth/passkey"
 	"github.com/mana-how/mana-auth/token"
 )
 
@@ -66,12 +67,13 @@ func TestScaleOut(t *testing.T) {
 		{"a session revoked on A is refused on B within the cache time", scaleSessionRevokeCase},
 		{"an MFA token from A is verified on B, once", scaleMFACase},
 		{"an API key revoked on C is refused by B within the cache time", scaleAPIKeyCase},
-		// When package passkey lands: a challenge issued by B and verified
-		// on C, and the passkey limits counted once across instances. Each
-		// is one more function of this shape, with one account of its own
-		// (scaleSignupCap has one to spare; raise it for more).
+		{"a passkey ceremony begun on one instance completes on another, once", scalePasskeyCase},
+		{"the passkey options limit is counted once across instances", scalePasskeyLimitCase},
+		// A further case is one more function of this shape, with an
+		// account of its own: raise scaleSignupCap (and scaleSignupTries)
+		// by one.
 	}
-	require.GreaterOrEqual(t, len(users), len(cases)+scaleLoadWorkers)
+	require.Equal(t, scaleSignupCap, len(cases)+scaleLoadWorkers, "one account per case and per load worker")
 	t.Run("cross-instance", func(t *testing.T) {
 		for i, tc := range cases {
 			u := users[i]
@@ -96,8 +98,8 @@ func TestScaleOut(t *testing.T) {
 }
 
 const (
-	scaleSignupCap   = 13 // MAX_DAILY_SIGNUPS: 6 cases + scaleLoadWorkers accounts, and one to spare
-	scaleSignupTries = 39 // parallel registrations, 13 per instance
+	scaleSignupCap   = 14 // MAX_DAILY_SIGNUPS: one account per case + scaleLoadWorkers
+	scaleSignupTries = 42 // parallel registrations, 14 per instance
 	scaleIPLimit     = 10 // MANA_AUTH_IP_RATE per hour: no unit comes back during the test
 	scaleBurst       = 200
 	scaleMaxFailures = 5 // lockout.DefaultPolicy().MaxFailures
@@ -569,6 +571,81 @@ func scaleAPIKeyCase(t *testing.T, c *cluster, u scaleUser) {
 		require.Less(t, sent.Sub(revoked), 5*time.Second, "B accepted the revoked key longer than its cache time")
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// scalePasskeyCase: a passkey's registration begun on A is verified on
+// B; a sign-in begun on B is verified on C; the same assertion replayed
+// on A is refused. Challenges kept in an instance's memory would fail
+// both verifications; a challenge spent only where it was verified would
+// let the replay through.
+func scalePasskeyCase(t *testing.T, c *cluster, u scaleUser) {
+	a, b, cc := c.insts[0], c.insts[1], c.insts[2]
+	bearer := withBearer(u.Pair.AccessToken)
+	auth := newE2EAuthenticator(u.ID)
+	ceremony := func(r reply) e2eCeremony {
+		var cer e2eCeremony
+		require.NoError(t, json.Unmarshal(r.body, &cer))
+		require.NotEmpty(t, cer.ChallengeID)
+		return cer
+	}
+	reg := ceremony(c.expect(t, a, http.StatusOK, "", "POST", passkeysPath("/register/options"), nil, bearer))
+	c.expect(t, b, http.StatusCreated, "", "POST", passkeysPath("/register/verify"),
+		map[string]any{"challengeId": reg.ChallengeID, "credential": auth.create(t, reg.Options)}, bearer)
+
+	sign := ceremony(c.expect(t, b, http.StatusOK, "", "POST", passkeysPath("/authenticate/options"), map[string]string{"email": u.Email}))
+	assertion := map[string]any{"challengeId": sign.ChallengeID, "credential": auth.get(t, sign.Options)}
+	r := c.expect(t, cc, http.StatusOK, "", "POST", passkeysPath("/authenticate/verify"), assertion)
+	var p struct {
+		tokenPair
+		User struct {
+			ID uuid.UUID `json:"id"`
+		} `json:"user"`
+	}
+	require.NoError(t, json.Unmarshal(r.body, &p))
+	assert.Equal(t, u.ID, p.User.ID)
+	c.expect(t, a, http.StatusUnauthorized, "PASSKEY_VERIFICATION_FAILED", "POST", passkeysPath("/authenticate/verify"), assertion)
+}
+
+// scalePasskeyLimitCase: passkey sign-in options are limited per client
+// address (passkey.OptionsRate, 20 a minute, in Redis with REDIS_URL).
+// Thirty requests from one address, ten to each instance at once: twenty
+// pass and ten are 429 RATE_LIMITED — plus at most one more for each
+// 3 s (a minute over 20) the burst took. Limiters in process memory would
+// let all thirty through (ten each, under twenty).
+func scalePasskeyLimitCase(t *testing.T, c *cluster, _ scaleUser) {
+	limit, period := passkey.OptionsRate.Limit, passkey.OptionsRate.Period
+	const n = 30
+	ip := c.newIP()
+	replies := make([]reply, n)
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-gate
+			replies[i] = c.sendTo(c.insts[i%len(c.insts)], "POST", passkeysPath("/authenticate/options"), nil, withXFF(ip))
+		})
+	}
+	start := time.Now()
+	close(gate)
+	wg.Wait()
+	took := time.Since(start)
+	var passed, limited int
+	for _, r := range replies {
+		require.NoError(t, r.err)
+		switch {
+		case r.status == http.StatusOK:
+			passed++
+		case r.status == http.StatusTooManyRequests && r.code == "RATE_LIMITED":
+			limited++
+		default:
+			t.Errorf("options: %s", r)
+		}
+	}
+	regained := int(took / (period / time.Duration(limit)))
+	t.Logf("%d passed, %d limited in %v", passed, limited, took.Round(time.Millisecond))
+	assert.GreaterOrEqual(t, passed, limit, "the first %d of one address pass", limit)
+	assert.LessOrEqual(t, passed, limit+regained, "passed beyond the limit (%d) and what %v gave back (%d)", limit, took, regained)
+	assert.Equal(t, n, passed+limited)
 }
 
 // killReport is what the kill case saw, for the invariants.

@@ -227,7 +227,10 @@ func eventArgs(ev Event, at time.Time) ([]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("lockout: event %s metadata: %w", ev.Type, err)
 		}
-		meta = b
+		// As text: a string is JSON to pgx in every exec mode, while
+		// []byte is bytea to the modes that do not ask the server for the
+		// parameter types (exec, simple_protocol).
+		meta = string(b)
 	}
 	return []any{string(ev.Type), userID, ip, ua, meta, at}, nil
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
@@ -166,5 +168,36 @@ func BenchmarkEventLog(b *testing.B) {
 	}
 	if f := testutil.ToFloat64(ev.Failures()); f != 0 {
 		b.Fatalf("%v events failed", f)
+	}
+}
+
+// TestEventsWorkInEveryExecMode writes an event with metadata through a
+// pool in each of pgx's query exec modes: the server lets DATABASE_URL
+// choose one (default_query_exec_mode), and behind PgBouncer in
+// transaction mode the modes without prepared statements are the ones
+// that work. Metadata bound as []byte is bytea to the modes that do not
+// ask the server for parameter types (exec, simple_protocol), and the
+// insert fails with 22P02; bound as text it is JSON in every mode.
+func TestEventsWorkInEveryExecMode(t *testing.T) {
+	t.Parallel()
+	db := dbtest.DB(t)
+	ctx := context.Background()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe,
+		pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
+		pool := db.Pool(t, true, func(c *pgxpool.Config) { c.ConnConfig.DefaultQueryExecMode = mode })
+		ev, err := lockout.NewEvents(lockout.EventsConfig{Pool: pool, Registerer: prometheus.NewRegistry()})
+		require.NoError(t, err)
+		tx, err := pool.Begin(ctx)
+		require.NoError(t, err)
+		err = ev.Insert(ctx, tx, lockout.Event{Type: lockout.ProfileUpdated, Metadata: map[string]any{"mode": mode.String()}})
+		if err != nil {
+			require.NoError(t, tx.Rollback(ctx))
+		}
+		require.NoError(t, err, "exec mode %s", mode)
+		require.NoError(t, tx.Commit(ctx))
+		var n int
+		require.NoError(t, db.Owner.QueryRow(ctx, `SELECT count(*) FROM auth.security_events WHERE metadata->>'mode' = $1`,
+			mode.String()).Scan(&n))
+		assert.Equal(t, 1, n, "exec mode %s: the event with its metadata", mode)
 	}
 }

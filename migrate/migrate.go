@@ -119,7 +119,8 @@ func Files(sources ...Source) ([]File, error) {
 // Config configures a Migrator.
 type Config struct {
 	// Pool connects as the owner of the tables (a role allowed to create
-	// schemas, tables and roles). Required.
+	// schemas, tables and roles), directly or through session pooling (the
+	// advisory lock is a session's). Required.
 	Pool *pgxpool.Pool
 	// Sources in the order they apply; Foundation first. Required.
 	Sources []Source
@@ -164,7 +165,10 @@ func New(cfg Config) (*Migrator, error) {
 // instances may call it at once: one applies, the others wait and then find
 // nothing left to do. It returns the files it applied. A file that was
 // applied with other contents is an error (migrations are never edited once
-// shipped).
+// shipped). The pool must reach PostgreSQL directly or through session
+// pooling: each file's transaction checks that it runs in the session that
+// holds the lock, and Up fails with ErrLockNotHeld through a pooler in
+// transaction mode.
 func (m *Migrator) Up(ctx context.Context) ([]File, error) {
 	conn, err := m.pool.Acquire(ctx)
 	if err != nil {
@@ -214,7 +218,7 @@ func (m *Migrator) Up(ctx context.Context) ([]File, error) {
 			continue
 		}
 		start := time.Now()
-		if err := applyFile(ctx, conn.Conn(), f, m.logger); err != nil {
+		if err := applyFile(ctx, conn.Conn(), f, m.lockKey, m.logger); err != nil {
 			return done, err
 		}
 		m.logger.Info("migrate: applied", "migration", f.ID(), "duration", time.Since(start))
@@ -248,12 +252,30 @@ func adopt(ctx context.Context, conn *pgx.Conn, f File) error {
 	return nil
 }
 
-func applyFile(ctx context.Context, conn *pgx.Conn, f File, logger *slog.Logger) error {
+// ErrLockNotHeld is the error of Up when a migration's transaction runs in
+// another session than the one that took the advisory lock: the pool goes
+// through a pooler in transaction mode (PgBouncer's pool_mode =
+// transaction), which hands each transaction to any server connection, so
+// the lock would exclude nothing. Migrations need a direct connection (or
+// session pooling).
+var ErrLockNotHeld = errors.New("migrate: the migration's transaction does not run in the session that holds the advisory lock; " +
+	"the connection goes through a pooler in transaction mode: migrate over a direct connection (MIGRATE_DATABASE_URL)")
+
+func applyFile(ctx context.Context, conn *pgx.Conn, f File, lockKey int64, logger *slog.Logger) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %s: begin: %w", f.ID(), err)
 	}
 	defer rollback(ctx, tx, logger)
+	// Advisory locks are re-entrant within a session: this succeeds in the
+	// session that holds the lock, and fails in any other while it is held.
+	var ours bool
+	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", lockKey).Scan(&ours); err != nil {
+		return fmt.Errorf("migrate: %s: check the advisory lock: %w", f.ID(), err)
+	}
+	if !ours {
+		return fmt.Errorf("%w (at %s)", ErrLockNotHeld, f.ID())
+	}
 	// No arguments: pgx sends the file with the simple protocol, so a file
 	// may hold several statements.
 	if _, err := tx.Exec(ctx, f.SQL); err != nil {

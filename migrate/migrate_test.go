@@ -227,3 +227,42 @@ func TestUsersEmailIsCanonicalAndUnique(t *testing.T) {
 	_, err = db.Runtime.Exec(ctx, "INSERT INTO auth.users (email) VALUES ('Alice@X.com ')")
 	require.Error(t, err, "non-canonical email accepted")
 }
+
+// TestUpRefusesATransactionModePooler: through PgBouncer in transaction
+// mode, handing idle server connections out in turn (server_round_robin),
+// consecutive transactions of the migrator's one client run on different
+// server connections, so the session advisory lock taken on one of them
+// excludes nothing. Up must notice and refuse (ErrLockNotHeld) before a
+// migration commits; without the check it applies everything "under" a
+// lock it does not hold, and instances started together interleave.
+func TestUpRefusesATransactionModePooler(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testutil.EmptyDB(t)
+	b := testutil.PgBouncer(t, db, testutil.BouncerOptions{PoolSize: 2, RoundRobin: true, Owner: true})
+	cfg, err := pgxpool.ParseConfig(b.OwnerURL)
+	require.NoError(t, err)
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe // named statements do not survive the pooler either
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+
+	// Two server connections, both idle: two transactions at once.
+	var txs []pgx.Tx
+	for range 2 {
+		tx, err := pool.Begin(ctx)
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, "SELECT 1")
+		require.NoError(t, err)
+		txs = append(txs, tx)
+	}
+	for _, tx := range txs {
+		require.NoError(t, tx.Commit(ctx))
+	}
+
+	_, err = newMigrator(t, pool).Up(ctx)
+	require.ErrorIs(t, err, migrate.ErrLockNotHeld)
+	var applied int
+	require.NoError(t, db.Owner.QueryRow(ctx, `SELECT count(*) FROM `+migrate.Table).Scan(&applied))
+	assert.LessOrEqual(t, applied, 1, "migrations committed without the lock")
+}

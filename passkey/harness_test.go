@@ -20,6 +20,8 @@ import (
 	vw "github.com/descope/virtualwebauthn"
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mana-how/mana-auth/internal/authtest"
@@ -56,6 +58,8 @@ type pkOptions struct {
 	// viaProxy: the passkey service's pool goes through a proxy the test
 	// can cut (pkFixture.proxy); the account stack keeps its own.
 	viaProxy bool
+	// execMode, when set, is the passkey service's pool's pgx exec mode.
+	execMode pgx.QueryExecMode
 }
 
 func newPkFixture(t testing.TB, o pkOptions) *pkFixture {
@@ -87,6 +91,9 @@ func (p *pkFixture) mount(t testing.TB, f *authtest.Fixture, mux *http.ServeMux,
 	if o.viaProxy {
 		p.proxy = testutil.NewProxy(t, testutil.ServerAddr(t))
 		pool = testutil.OpenPool(t, p.proxy.URL(f.DB.RuntimeURL))
+	}
+	if o.execMode != 0 {
+		pool = f.DB.Pool(t, true, func(c *pgxpool.Config) { c.ConnConfig.DefaultQueryExecMode = o.execMode })
 	}
 	// The service and handler log to a buffer shown when the test fails.
 	logs := &logBuffer{}

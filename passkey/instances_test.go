@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -95,4 +96,27 @@ func TestParallelVerifiesOfOneAssertionStartOneSession(t *testing.T) {
 	assert.Equal(t, 1, p.OwnerInt(t, `SELECT count(*) FROM auth.security_events WHERE user_id = $1
 		AND event_type = 'LOGIN_SUCCESS' AND metadata->>'method' = 'passkey'`, u.id))
 	assert.Zero(t, p.events(t, u.id, "PASSKEY_CLONE_SUSPECTED"), "a replay is not a clone: its challenge fails first")
+}
+
+// TestCeremoniesInEveryExecMode: a registration and a sign-in through a
+// pool in each of pgx's query exec modes (the reference server lets
+// DATABASE_URL choose one; behind PgBouncer in transaction mode only the
+// modes without named prepared statements work). The challenge's session
+// is JSON: bound as []byte it is bytea to exec and simple_protocol, and
+// every options call fails.
+func TestCeremoniesInEveryExecMode(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe,
+		pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			p := newPkFixture(t, pkOptions{execMode: mode})
+			u := p.user(t, "modes@example.com")
+			k := newSoftKey(u.id)
+			p.register(t, u.access, k)
+			c := p.signInOptions(t, u.email)
+			st, body, _ := p.verify(t, c.ChallengeID, k.get(t, c.Options))
+			require.Equal(t, http.StatusOK, st, "sign-in in exec mode %s: %v", mode, body)
+		})
+	}
 }

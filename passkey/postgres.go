@@ -167,7 +167,7 @@ func (s *Service) saveChallenge(ctx context.Context, c ceremony, userID uuid.UUI
 		    SELECT id FROM auth.passkey_challenges WHERE expires_at <= $5
 		    ORDER BY expires_at LIMIT 100 FOR UPDATE SKIP LOCKED))
 		INSERT INTO auth.passkey_challenges (id, ceremony, user_id, session, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, id, string(c), owner, raw, now, now.Add(ChallengeTTL))
+		VALUES ($1, $2, $3, $4, $5, $6)`, id, string(c), owner, string(raw), now, now.Add(ChallengeTTL)) // JSON as text: []byte is bytea in pgx's exec mode
 	if err != nil {
 		return uuid.Nil, fmt.Errorf("passkey: save challenge: %w", err)
 	}

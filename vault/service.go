@@ -239,7 +239,7 @@ func (s *Service) insertAudit(ctx context.Context, tx pgx.Tx, userID uuid.UUID, 
 		if err != nil {
 			return fmt.Errorf("vault: audit %s context: %w", a.action, err)
 		}
-		auditCtx = b
+		auditCtx = string(b) // text: JSON in every pgx exec mode ([]byte would be bytea in exec mode)
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO auth.encryption_vault_audit
 		(user_id, action, ip_address, user_agent, http_status, context, created_at)

@@ -110,9 +110,13 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	if err != nil {
 		return nil, fmt.Errorf("MANA_AUTH_SIGNING_KEY: %w", err)
 	}
-	hasher, err := password.NewHasher(password.HasherConfig{})
+	hasher, err := password.NewHasher(password.HasherConfig{Params: cfg.Argon2id})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("MANA_AUTH_ARGON2ID: %w", err)
+	}
+	if !cfg.Argon2id.MeetsOWASP() {
+		logger.Warn("MANA_AUTH_ARGON2ID is below OWASP's minimum argon2id cost (m=19456,t=2 or an equivalent): fit for tests, not for production",
+			"argon2id", cfg.Argon2id.String())
 	}
 	events, err := lockout.NewEvents(lockout.EventsConfig{Pool: pool, Logger: logger, Registerer: reg})
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -79,6 +80,12 @@ func TestAuthEndToEnd(t *testing.T) {
 			e2eSetup{env: map[string]string{"MANA_AUTH_IP_RATE": "1/min", "MANA_AUTH_TRUSTED_PROXIES": "127.0.0.1/32"}}, e2eIPLimitRoutes},
 		{"database outage", e2eSetup{env: map[string]string{"MAX_DAILY_SIGNUPS": "5"}, viaProxy: true, errorsLogged: true}, e2eDatabaseOutage},
 		{"encryption vault", e2eSetup{}, e2eVault},
+		// The routes whose statements hold session state (the vault's
+		// row-level security setting) or run as batches and transactions
+		// (login, refresh rotation), through a PgBouncer in transaction
+		// mode with one server connection for the whole pool.
+		{"encryption vault through PgBouncer", e2eSetup{viaBouncer: true}, e2eVault},
+		{"sessions and tokens through PgBouncer", e2eSetup{viaBouncer: true}, e2eSessionsAndTokens},
 		{"encryption vault faults", e2eSetup{viaProxy: true, errorsLogged: true}, e2eVaultFaults},
 		{"mission key grants", e2eSetup{errorsLogged: true}, e2eGrants}, // unconfigured; starts a configured server too
 		{"organizations", e2eSetup{}, e2eGuildsWalk},
@@ -622,6 +629,7 @@ func e2eDatabaseOutage(t *testing.T, f *e2eServer) {
 type e2eSetup struct {
 	env          map[string]string // on top of e2eServer's defaults
 	viaProxy     bool              // the pool connects through a testutil.Proxy (e2eServer.proxy)
+	viaBouncer   bool              // the pool, configured as the server configures it, connects through a testutil.PgBouncer
 	errorsLogged bool              // the group provokes 5xx answers, logged at error level
 }
 
@@ -663,6 +671,14 @@ func newE2EServer(t *testing.T, cov *specCoverage, setup e2eSetup) *e2eServer {
 	if setup.viaProxy {
 		f.proxy = testutil.NewProxy(t, testutil.ServerAddr(t))
 		pool = testutil.OpenPool(t, f.proxy.URL(f.db.RuntimeURL))
+	}
+	if setup.viaBouncer {
+		b := testutil.PgBouncer(t, f.db, testutil.BouncerOptions{PoolSize: 1})
+		cfg, err := runtimePoolConfig(b.RuntimeURL)
+		require.NoError(t, err)
+		pool, err = pgxpool.NewWithConfig(context.Background(), cfg)
+		require.NoError(t, err)
+		t.Cleanup(pool.Close)
 	}
 	// Registered before the auth stack's Close, so it runs after it (and
 	// sees the log of every mail sent in the background).

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mana-how/mana-auth/password"
 	"github.com/mana-how/mana-auth/vault"
 	"github.com/mana-how/mana-auth/web"
 )
@@ -33,6 +34,7 @@ type Config struct {
 	KeyWarning         string         // logged at every start when set
 	SigningKeyPEM      string         // "": development key generated in StateDir
 	AIPublicKeyPEM     string
+	Argon2id           password.Params
 	MaxDailySignups    int // 0: unlimited
 	SMTPURL            *url.URL
 	MailFrom           string
@@ -158,6 +160,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		bad("MANA_AUTH_SIGNING_KEY", "required in production: an Ed25519 private key in PEM (openssl genpkey -algorithm ed25519)")
 	}
 	c.AIPublicKeyPEM = get("MANA_AI_PUBLIC_KEY_PEM", "")
+	if v := get("MANA_AUTH_ARGON2ID", ""); v != "" {
+		p, err := password.ParseParams(v)
+		if err != nil {
+			bad("MANA_AUTH_ARGON2ID", "%v", err)
+		}
+		c.Argon2id = p
+	}
 
 	if v := get("MAX_DAILY_SIGNUPS", ""); v != "" {
 		n, err := strconv.Atoi(v)

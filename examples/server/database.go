@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,7 +99,11 @@ func openDatabases(ctx context.Context, cfg Config, sources []migrate.Source, lo
 		}
 	}
 
-	pool, err := pgxpool.New(ctx, runtimeURL)
+	poolCfg, err := runtimePoolConfig(runtimeURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
@@ -115,8 +120,46 @@ func openDatabases(ctx context.Context, cfg Config, sources []migrate.Source, lo
 		}
 		logger.Warn(msg)
 	}
-	logger.Info("runtime pool ready", "role", role.Name)
+	logger.Info("runtime pool ready", "role", role.Name, "max_conns", poolCfg.MaxConns,
+		"query_exec_mode", poolCfg.ConnConfig.DefaultQueryExecMode.String())
 	return d, nil
+}
+
+// runtimeExecMode is how the runtime connection runs queries unless
+// DATABASE_URL names pgx's default_query_exec_mode: cache_describe — the
+// extended protocol, one round trip per query, the statement sent with
+// every execution as the unnamed statement, its parameter and result types
+// cached per connection. pgx's own default, cache_statement, keeps named
+// prepared statements on the server connection, which breaks behind a
+// pooler in transaction mode (PgBouncer before 1.21, or later ones without
+// max_prepared_statements): the next statement of a client may run on
+// another server connection, where the name is unknown ("prepared statement
+// … does not exist"), or taken by another client ("… already exists"). The
+// cost is measured by BenchmarkRuntimeExecMode; docs/deploy.md has the
+// figures.
+const runtimeExecMode = pgx.QueryExecModeCacheDescribe
+
+// runtimePoolConfig parses the runtime DATABASE_URL (pool_max_conns and
+// the other pgxpool parameters apply) and sets runtimeExecMode unless the
+// URL chooses default_query_exec_mode itself.
+func runtimePoolConfig(dbURL string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return nil, err
+	}
+	if !namesExecMode(dbURL) {
+		cfg.ConnConfig.DefaultQueryExecMode = runtimeExecMode
+	}
+	return cfg, nil
+}
+
+// namesExecMode reports whether a connection string sets
+// default_query_exec_mode (as a URL query parameter or a key=value pair).
+func namesExecMode(dbURL string) bool {
+	if u, err := url.Parse(dbURL); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		return u.Query().Has("default_query_exec_mode")
+	}
+	return strings.Contains(dbURL, "default_query_exec_mode")
 }
 
 func runMigrations(ctx context.Context, ownerURL string, sources []migrate.Source, logger *slog.Logger) ([]migrate.File, error) {
@@ -162,7 +205,11 @@ func ensureDatabase(ctx context.Context, adminURL, name string) error {
 }
 
 func isSuperuser(ctx context.Context, dbURL string) (bool, error) {
-	conn, err := pgx.Connect(ctx, dbURL)
+	cfg, err := runtimePoolConfig(dbURL)
+	if err != nil {
+		return false, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
 	if err != nil {
 		return false, err
 	}

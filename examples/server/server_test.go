@@ -258,6 +258,7 @@ func TestLoadConfigNamesTheBadVariable(t *testing.T) {
 		{"bad proxies", map[string]string{"MANA_AUTH_TRUSTED_PROXIES": "10.0.0.0/8,nonsense"}, "MANA_AUTH_TRUSTED_PROXIES"},
 		{"short kek", map[string]string{"MANA_AUTH_KEK": "AAAA"}, "MANA_AUTH_KEK"},
 		{"bad signups", map[string]string{"MAX_DAILY_SIGNUPS": "-1"}, "MAX_DAILY_SIGNUPS"},
+		{"bad argon2id", map[string]string{"MANA_AUTH_ARGON2ID": "m=19456,t=0"}, "MANA_AUTH_ARGON2ID"},
 		{"bad smtp", map[string]string{"SMTP_URL": "http://mail"}, "SMTP_URL"},
 		{"bad starttls", map[string]string{"SMTP_URL": "smtp://mail:25?starttls=maybe"}, "SMTP_URL"},
 		{"bad from", map[string]string{"MAIL_FROM": "nobody"}, "MAIL_FROM"},
@@ -297,6 +298,11 @@ func TestLoadConfigNamesTheBadVariable(t *testing.T) {
 	assert.Equal(t, "example.com", cfg.RPID)
 	assert.Equal(t, Rate{Limit: 300, Period: time.Minute}, cfg.IPRate)
 	assert.True(t, cfg.RequireEmailVerify)
+	assert.Equal(t, "m=19456,t=2,p=1", cfg.Argon2id.String(), "the password package's defaults")
+
+	cfg, err = LoadConfig(mapEnv(map[string]string{"MANA_AUTH_STATE_DIR": state, "MANA_AUTH_ARGON2ID": "m=47104,t=1"}))
+	require.NoError(t, err)
+	assert.Equal(t, "m=47104,t=1,p=1", cfg.Argon2id.String())
 }
 
 // startRun runs the real server (run) in the background with env and

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -58,4 +60,34 @@ func TestProxyCutAndRestore(t *testing.T) {
 	require.Error(t, pool.Ping(ctx), "a cut proxy must refuse")
 	p.Restore()
 	require.NoError(t, pool.Ping(ctx))
+}
+
+func TestPgBouncerSharesServerConnectionsBetweenClients(t *testing.T) {
+	t.Parallel()
+	db := testutil.DB(t)
+	b := testutil.PgBouncer(t, db, testutil.BouncerOptions{PoolSize: 1})
+	ctx := context.Background()
+	// Two clients (two pools of one connection each) through a bouncer with
+	// one server connection: both see the same backend, so session state
+	// of one would be the other's — the pooler operators run in production.
+	pid := func() int {
+		cfg, err := pgxpool.ParseConfig(b.RuntimeURL)
+		require.NoError(t, err)
+		cfg.MaxConns = 1
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		require.NoError(t, err)
+		t.Cleanup(pool.Close)
+		var role string
+		var pid int
+		require.NoError(t, pool.QueryRow(ctx, "SELECT current_user, pg_backend_pid()").Scan(&role, &pid))
+		assert.Equal(t, migrate.RuntimeRole, role)
+		return pid
+	}
+	assert.Equal(t, pid(), pid(), "two clients, one server connection")
+
+	pools := b.Show(t, "POOLS")
+	require.Len(t, pools, 1, "the test database's pool")
+	assert.Equal(t, "transaction", pools[0]["pool_mode"])
+	assert.Equal(t, migrate.RuntimeRole, pools[0]["user"])
 }

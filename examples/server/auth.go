@@ -77,9 +77,14 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	if err != nil {
 		return nil, fmt.Errorf("MANA_AUTH_SIGNING_KEY: %w", err)
 	}
-	hasher, err := password.NewHasher(password.HasherConfig{})
+	hasher, err := password.NewHasher(cfg.hasher)
 	if err != nil {
 		return nil, err
+	}
+	if reg != nil {
+		if err := reg.Register(hasherCollector{hasher}); err != nil {
+			return nil, fmt.Errorf("password hasher metrics: %w", err)
+		}
 	}
 	events, err := lockout.NewEvents(lockout.EventsConfig{Pool: pool, Logger: logger, Registerer: reg})
 	if err != nil {
@@ -135,6 +140,7 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 		Pool: pool, Hasher: hasher, Tokens: a.tokens, Gate: gate, Events: events, Mailer: mailer,
 		Links: links, Logger: logger, Registerer: reg,
 		RequireEmailVerification: cfg.RequireEmailVerify, MaxDailySignups: cfg.MaxDailySignups,
+		RefreshGrace: cfg.RefreshGrace, Now: cfg.now,
 	})
 	if err != nil {
 		return nil, err

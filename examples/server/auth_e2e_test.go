@@ -27,9 +27,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/internal/authtest"
 	"github.com/mana-how/mana-auth/internal/mailtest"
 	"github.com/mana-how/mana-auth/internal/testutil"
 	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/password"
 	"github.com/mana-how/mana-auth/token"
 )
 
@@ -81,6 +83,11 @@ func TestAuthEndToEnd(t *testing.T) {
 		{"mission key grants", e2eSetup{errorsLogged: true}, e2eGrants}, // unconfigured; starts a configured server too
 		{"organizations", e2eSetup{}, e2eGuildsWalk},
 		{"organization errors", e2eSetup{}, e2eGuildsErrors},
+		{"the OpenAPI document", e2eSetup{}, e2eOpenAPIDocument},
+		{"refresh grace from the environment", e2eSetup{env: map[string]string{"MANA_AUTH_REFRESH_GRACE": "2s"}, clock: authtest.NewClock()},
+			e2eRefreshGrace},
+		{"password hasher sheds a flood", e2eSetup{env: map[string]string{"MANA_AUTH_REQUIRE_EMAIL_VERIFICATION": "false"}, errorsLogged: true,
+			hasher: password.HasherConfig{Params: password.Params{Time: 6}, MaxConcurrent: 1, MaxQueue: -1}}, e2eHasherSheds},
 	}
 	start := time.Now()
 	t.Run("group", func(t *testing.T) {
@@ -611,6 +618,8 @@ type e2eSetup struct {
 	env          map[string]string // on top of e2eServer's defaults
 	viaProxy     bool              // the pool connects through a testutil.Proxy (e2eServer.proxy)
 	errorsLogged bool              // the group provokes 5xx answers, logged at error level
+	clock        *authtest.Clock   // the auth stack's clock; nil: the real one
+	hasher       password.HasherConfig
 }
 
 // e2eServer is one reference server with its own database, mail server and
@@ -626,6 +635,7 @@ type e2eServer struct {
 	auth  *authStack
 	logs  *syncBuffer
 	key   token.SigningKey
+	clock *authtest.Clock // e2eSetup.clock
 }
 
 func newE2EServer(t *testing.T, cov *specCoverage, setup e2eSetup) *e2eServer {
@@ -646,6 +656,10 @@ func newE2EServer(t *testing.T, cov *specCoverage, setup e2eSetup) *e2eServer {
 	maps.Copy(env, setup.env)
 	f.cfg, err = LoadConfig(mapEnv(env))
 	require.NoError(t, err)
+	if f.clock = setup.clock; f.clock != nil {
+		f.cfg.now = f.clock.Now
+	}
+	f.cfg.hasher = setup.hasher
 
 	pool := f.db.Runtime
 	if setup.viaProxy {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	openapi "github.com/mana-how/mana-auth"
 	"github.com/mana-how/mana-auth/autherr"
 	"github.com/mana-how/mana-auth/migrate"
 	"github.com/mana-how/mana-auth/token"
@@ -52,6 +53,7 @@ func newServer(d serverDeps) *server {
 	}))
 	s.handle("GET /readyz", ready)
 	s.handle("GET /metrics", s.metrics.handler())
+	s.handle("GET /openapi.yaml", openapi.Handler())
 	// Every other path answers the error envelope, not the mux's text 404.
 	s.mux.Handle("/", web.Handle(autherr.Writer{Logger: d.Logger}, func(w http.ResponseWriter, r *http.Request) error {
 		return autherr.New(autherr.NotFound, "no such route")

@@ -467,6 +467,7 @@ func pwParsePHC(s string) (pwPHC, error) {
 	if err != nil {
 		return pwPHC{}, fmt.Errorf("hash: %w", err)
 	}
+	// #nosec G115 -- both lengths are below pwMaxPHCLen (512 bytes), checked above.
 	p.SaltLen, p.KeyLen = uint32(len(salt)), uint32(len(key))
 	if err := p.pwValidate(); err != nil {
 		return pwPHC{}, err

@@ -161,27 +161,12 @@ func (p Params) pwValidate() error {
 // above 1 GiB, Time above 64, SaltLen outside 8..64, KeyLen outside
 // 16..128), and for a negative MaxConcurrent or MaxWait.
 func NewHasher(cfg HasherConfig) (*Hasher, error) {
-	p := cfg.Params.pwWithDefaults()
-	if err := p.pwValidate(); err != nil {
-		return nil, fmt.Errorf("password: hasher config: params: %w", err)
-	}
-	if cfg.MaxConcurrent < 0 {
-		return nil, fmt.Errorf("password: hasher config: MaxConcurrent %d is negative", cfg.MaxConcurrent)
+	p, n, queue, err := cfg.pwBounds()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.MaxWait < 0 {
 		return nil, fmt.Errorf("password: hasher config: MaxWait %v is negative", cfg.MaxWait)
-	}
-	cores := max(1, runtime.GOMAXPROCS(0)/int(p.Threads))
-	n := cfg.MaxConcurrent
-	if n == 0 || n > cores {
-		n = cores
-	}
-	queue := cfg.MaxQueue
-	switch {
-	case queue == 0:
-		queue = pwQueuePerSlot * n
-	case queue < 0:
-		queue = 0
 	}
 	wait := cfg.MaxWait
 	if wait == 0 {
@@ -214,6 +199,44 @@ func NewHasher(cfg HasherConfig) (*Hasher, error) {
 	}
 	h.dummy = dummy
 	return h, nil
+}
+
+// pwBounds are the parameters, slots and queue length of a Hasher made
+// from c now (slots depend on GOMAXPROCS).
+func (c HasherConfig) pwBounds() (p Params, slots, queue int, err error) {
+	p = c.Params.pwWithDefaults()
+	if err := p.pwValidate(); err != nil {
+		return p, 0, 0, fmt.Errorf("password: hasher config: params: %w", err)
+	}
+	if c.MaxConcurrent < 0 {
+		return p, 0, 0, fmt.Errorf("password: hasher config: MaxConcurrent %d is negative", c.MaxConcurrent)
+	}
+	cores := max(1, runtime.GOMAXPROCS(0)/int(p.Threads))
+	slots = c.MaxConcurrent
+	if slots == 0 || slots > cores {
+		slots = cores
+	}
+	queue = c.MaxQueue
+	switch {
+	case queue == 0:
+		queue = pwQueuePerSlot * slots
+	case queue < 0:
+		queue = 0
+	}
+	return p, slots, queue, nil
+}
+
+// WorkingMemory is the most argon2id working memory, in bytes, a Hasher
+// made from c now holds: one Params.Memory per slot, allocated at the
+// first computation in each slot and kept. A host sizing a memory limit
+// (GOMEMLIMIT) adds it to what the rest of the process needs. It is 0 for
+// a configuration NewHasher refuses.
+func (c HasherConfig) WorkingMemory() int64 {
+	p, slots, _, err := c.pwBounds()
+	if err != nil {
+		return 0
+	}
+	return int64(slots) * int64(p.Memory) << 10
 }
 
 // Hash returns password's argon2id hash in PHC string form, e.g.

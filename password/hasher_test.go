@@ -721,3 +721,24 @@ func TestHasherReusesWorkingMemory(t *testing.T) {
 	assert.Equal(t, uint32(256), slot.mem.Size(), "the slot keeps only the hasher's own memory")
 	small.slots <- slot
 }
+
+// TestHasherWorkingMemory: the memory a hasher keeps is one Params.Memory
+// per slot, as HasherConfig.WorkingMemory says, and no more once every
+// slot has computed.
+func TestHasherWorkingMemory(t *testing.T) {
+	cores := runtime.GOMAXPROCS(0)
+	assert.Equal(t, int64(cores)*19<<20, HasherConfig{}.WorkingMemory())
+	assert.Equal(t, int64(1)*64<<10, HasherConfig{Params: pwFastParams, MaxConcurrent: 1}.WorkingMemory())
+	assert.Zero(t, HasherConfig{Params: Params{Memory: 7}}.WorkingMemory(), "refused configuration")
+
+	cfg := HasherConfig{Params: Params{Memory: 1024, Time: 1}, MaxConcurrent: 2}
+	h := pwTestHasher(t, cfg)
+	pwFlood(t, h, 8)
+	var held int64
+	for range cap(h.slots) {
+		s := <-h.slots
+		held += int64(s.mem.Size()) << 10
+		defer func() { h.slots <- s }()
+	}
+	assert.LessOrEqual(t, held, cfg.WorkingMemory())
+}

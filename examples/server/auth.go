@@ -43,7 +43,10 @@ type authStack struct {
 	spaceSvc *spaces.Service
 	spaces   *spaces.Handler
 	boot     *bootstrap.Handler
-	closers  []func() error
+	// admission bounds the requests of the password routes in flight to
+	// what the hasher can run and queue.
+	admission *admission
+	closers   []func() error
 }
 
 func (a *authStack) Close() error {
@@ -85,6 +88,11 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 		if err := reg.Register(hasherCollector{hasher}); err != nil {
 			return nil, fmt.Errorf("password hasher metrics: %w", err)
 		}
+	}
+	// Each refusal is counted (mana_auth_http_shed_total) and logged as a
+	// request line; an error line each would flood the log with the flood.
+	if a.admission, err = newAdmission(hasher, cfg.admission, reg, autherr.Writer{Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		return nil, fmt.Errorf("admission metrics: %w", err)
 	}
 	events, err := lockout.NewEvents(lockout.EventsConfig{Pool: pool, Logger: logger, Registerer: reg})
 	if err != nil {

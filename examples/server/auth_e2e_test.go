@@ -87,7 +87,9 @@ func TestAuthEndToEnd(t *testing.T) {
 		{"refresh grace from the environment", e2eSetup{env: map[string]string{"MANA_AUTH_REFRESH_GRACE": "2s"}, clock: authtest.NewClock()},
 			e2eRefreshGrace},
 		{"password hasher sheds a flood", e2eSetup{env: map[string]string{"MANA_AUTH_REQUIRE_EMAIL_VERIFICATION": "false"}, errorsLogged: true,
-			hasher: password.HasherConfig{Params: password.Params{Time: 6}, MaxConcurrent: 1, MaxQueue: -1}}, e2eHasherSheds},
+			hasher: password.HasherConfig{Params: password.Params{Time: 6}, MaxConcurrent: 1, MaxQueue: -1}, admission: 100}, e2eHasherSheds},
+		{"admission sheds a flood", e2eSetup{env: map[string]string{"MANA_AUTH_REQUIRE_EMAIL_VERIFICATION": "false"},
+			hasher: password.HasherConfig{Params: password.Params{Time: 6}, MaxConcurrent: 1, MaxQueue: -1}}, e2eAdmissionSheds},
 	}
 	start := time.Now()
 	t.Run("group", func(t *testing.T) {
@@ -620,6 +622,7 @@ type e2eSetup struct {
 	errorsLogged bool              // the group provokes 5xx answers, logged at error level
 	clock        *authtest.Clock   // the auth stack's clock; nil: the real one
 	hasher       password.HasherConfig
+	admission    int // Config.admission
 }
 
 // e2eServer is one reference server with its own database, mail server and
@@ -659,7 +662,7 @@ func newE2EServer(t *testing.T, cov *specCoverage, setup e2eSetup) *e2eServer {
 	if f.clock = setup.clock; f.clock != nil {
 		f.cfg.now = f.clock.Now
 	}
-	f.cfg.hasher = setup.hasher
+	f.cfg.hasher, f.cfg.admission = setup.hasher, setup.admission
 
 	pool := f.db.Runtime
 	if setup.viaProxy {

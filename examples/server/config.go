@@ -47,11 +47,14 @@ type Config struct {
 	StateDir           string
 	ShutdownTimeout    time.Duration
 
-	// now is the clock of the auth stack (nil: time.Now), and hasher the
+	// now is the clock of the auth stack (nil: time.Now), hasher the
 	// password hasher's bounds (zero: password's defaults, one computation
-	// per core). Tests set them; the environment cannot.
-	now    func() time.Time
-	hasher password.HasherConfig
+	// per core) and admission the password requests let in at once (0:
+	// what the hasher runs and queues). Tests set them; the environment
+	// cannot.
+	now       func() time.Time
+	hasher    password.HasherConfig
+	admission int
 }
 
 // Rate is a number of events per period.

@@ -16,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mana-how/mana-auth/password"
 )
 
 var update = flag.Bool("update", false, "rewrite README.md's environment table from environment.go")
@@ -172,12 +174,15 @@ func TestHelpListsEveryVariable(t *testing.T) {
 	// Standard variables of the platform, named in MANA_AUTH_STATE_DIR's
 	// default rather than as lines of their own.
 	platform := map[string]bool{"HOME": true, "XDG_STATE_HOME": true}
+	// Documented, but read by the Go runtime and by main (the memory
+	// limit), not by LoadConfig.
+	runtimeVars := map[string]bool{"GOMEMLIMIT": true}
 	var help bytes.Buffer
 	require.NoError(t, command(context.Background(), []string{"--help"}, rec.getenv, &help, &help))
 	documented := map[string]bool{}
 	for _, v := range environment {
 		documented[v.Name] = true
-		assert.True(t, rec.read[v.Name], "%s is documented but LoadConfig never reads it", v.Name)
+		assert.True(t, rec.read[v.Name] || runtimeVars[v.Name], "%s is documented but LoadConfig never reads it", v.Name)
 		assert.Contains(t, help.String(), "\n  "+v.Name+"\n", "--help lists %s", v.Name)
 	}
 	for name := range rec.read {
@@ -256,4 +261,22 @@ func TestBuildInfoMetric(t *testing.T) {
 		`",version="` + b.Version + `"} 1`
 	lines := strings.Split(string(body), "\n")
 	assert.True(t, slices.Contains(lines, want), "want the line %s in\n%s", want, body)
+}
+
+// TestDefaultMemoryLimit: unless GOMEMLIMIT is set, the server's limit is
+// the hasher's working memory plus the headroom; with it set the runtime's
+// own parsing of GOMEMLIMIT stands.
+func TestDefaultMemoryLimit(t *testing.T) {
+	t.Parallel()
+	h := password.HasherConfig{Params: password.Params{Memory: 1024}, MaxConcurrent: 1}
+	limit, ok := defaultMemoryLimit(mapEnv(nil), h)
+	require.True(t, ok)
+	assert.Equal(t, int64(1<<20+memoryHeadroom), limit)
+	limit, ok = defaultMemoryLimit(mapEnv(nil), password.HasherConfig{})
+	require.True(t, ok)
+	assert.Equal(t, int64(runtime.GOMAXPROCS(0))*19<<20+memoryHeadroom, limit)
+	for _, v := range []string{"off", "200MiB"} {
+		_, ok := defaultMemoryLimit(mapEnv(map[string]string{"GOMEMLIMIT": v}), h)
+		assert.False(t, ok, "GOMEMLIMIT=%s", v)
+	}
 }

@@ -38,18 +38,44 @@ func e2eRefreshGrace(t *testing.T, f *e2eServer) {
 	f.expectCode(401, "TOKEN_INVALID", "POST", ref, map[string]any{"refreshToken": p2.RefreshToken}, "the reuse revoked the family")
 }
 
-// e2eHasherSheds: a sign-in flood beyond the hasher's bounds is answered
-// 503 SERVICE_UNAVAILABLE with Retry-After, and a shed sign-in does not
-// count toward the lockout. The server hashes with one slot and no queue
-// (and t=6, so one computation outlasts the arrival of the others): twelve
-// wrong passwords for twelve accounts, sent at once, are partly checked
-// (401, one failure counted each) and partly shed (503, nothing counted —
-// if a shed attempt counted, its address would show a failure here). 12
-// password operations at most.
+// e2eHasherSheds: a sign-in flood beyond the password hasher's bounds is
+// answered 503 SERVICE_UNAVAILABLE with Retry-After by the hasher, and a
+// shed sign-in does not count toward the lockout. The hasher has one slot
+// and no queue (and t=6, so one computation outlasts the arrival of the
+// others), and the admission in front of it is opened wide so that every
+// request reaches it: twelve wrong passwords for twelve accounts, sent at
+// once, are partly checked (401, one failure counted each) and partly shed
+// by the hasher inside the login (503, nothing counted — if a shed attempt
+// counted, its address would show a failure here). 13 password
+// operations at most.
 func e2eHasherSheds(t *testing.T, f *e2eServer) {
+	shed := e2eFlood(t, f)
+	_, body := f.c.do("GET", "/metrics", nil, nil)
+	assert.Contains(t, string(body), fmt.Sprintf("mana_auth_password_hashes_shed_total %d\n", shed), "the hasher shed them")
+	assert.Contains(t, string(body), "mana_auth_password_hash_slots 1\n")
+}
+
+// e2eAdmissionSheds: the same flood against the server as it runs, whose
+// admission lets in only what the hasher can run and queue (here one
+// request): the others are answered 503 with Retry-After before any
+// database work, never reach the lockout gate and so count nothing. 13
+// password operations at most.
+func e2eAdmissionSheds(t *testing.T, f *e2eServer) {
+	shed := e2eFlood(t, f)
+	_, body := f.c.do("GET", "/metrics", nil, nil)
+	assert.Contains(t, string(body), fmt.Sprintf(`mana_auth_http_shed_total{route="POST /api/v1/auth/login"} %d`+"\n", shed),
+		"the admission shed them")
+	assert.Contains(t, string(body), "mana_auth_password_hashes_shed_total 0\n", "the hasher itself never had to")
+}
+
+// e2eFlood registers twelve accounts one after the other, then sends a
+// wrong password for each at once. Each answer is 401 with one failure
+// counted, or 503 with Retry-After 1 and nothing counted; there must be
+// some of both. It returns the number shed.
+func e2eFlood(t *testing.T, f *e2eServer) (shed int) {
 	const n = 12
 	for i := range n {
-		f.register(fmt.Sprintf("flood%d@example.test", i), e2ePass1) // sequential: each finds the slot free
+		f.register(fmt.Sprintf("flood%d@example.test", i), e2ePass1) // sequential: each is let in
 	}
 	type answer struct {
 		status int
@@ -81,7 +107,7 @@ func e2eHasherSheds(t *testing.T, f *e2eServer) {
 	close(start)
 	wg.Wait()
 
-	var checked, shed int
+	var checked int
 	for i, a := range answers {
 		require.NoError(t, a.err, "login %d", i)
 		email := fmt.Sprintf("flood%d@example.test", i)
@@ -102,12 +128,9 @@ func e2eHasherSheds(t *testing.T, f *e2eServer) {
 	t.Logf("%d checked, %d shed", checked, shed)
 	assert.Positive(t, checked, "the slot served some")
 	assert.Positive(t, shed, "one slot and no queue: twelve at once must shed some")
-
-	_, body := f.c.do("GET", "/metrics", nil, nil)
-	assert.Contains(t, string(body), fmt.Sprintf("mana_auth_password_hashes_shed_total %d\n", shed))
-	assert.Contains(t, string(body), "mana_auth_password_hash_slots 1\n")
 	// Once the flood is over the slot serves again.
 	f.login("flood0@example.test", e2ePass1)
+	return shed
 }
 
 // failuresCounted is the number of failures the lockout counts for email

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/migrate"
+	"github.com/mana-how/mana-auth/password"
 	"github.com/mana-how/mana-auth/spaces"
 	"github.com/mana-how/mana-auth/vault"
 )
@@ -32,6 +34,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if len(os.Args) < 2 || os.Args[1] == "serve" {
+		// Here and not in run: tests run servers in their own process.
+		if limit, ok := defaultMemoryLimit(os.Getenv, password.HasherConfig{}); ok {
+			debug.SetMemoryLimit(limit)
+		}
+	}
 	if err := command(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "mana-auth: "+err.Error())
 		os.Exit(1)
@@ -169,7 +177,7 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, onLi
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "base_url", cfg.BaseURL.String())
+	logger.Info("listening", "addr", ln.Addr().String(), "base_url", cfg.BaseURL.String(), "memory_limit", memoryLimit())
 	if onListen != nil {
 		onListen(ln.Addr().String())
 	}

@@ -84,6 +84,10 @@ func (s *server) mountAuth(a *authStack) {
 	inner := http.StripPrefix(authPrefix, a.handler)
 	for _, p := range a.handler.Routes() {
 		method, path, _ := strings.Cut(p, " ")
+		if hashingRoutes[p] {
+			s.handle(method+" "+authPrefix+path, a.admission.wrap(inner))
+			continue
+		}
 		s.handle(method+" "+authPrefix+path, inner)
 	}
 	s.handle("GET /.well-known/jwks.json", a.tokens.JWKSHandler())

@@ -42,7 +42,7 @@ var environment = []envVar{
 	{"MANA_AUTH_REFRESH_GRACE", "`10s`", "how long a spent refresh token still gets the same new pair when presented again (two tabs refreshing at once); a Go duration from `1s` to `60s`. After it, presenting the spent token is a reuse: 401 and the whole session is revoked"},
 	{"MANA_AUTH_LOG_LEVEL", "`info`", "`debug`, `info`, `warn` or `error`"},
 	{"MANA_AUTH_LOG_FORMAT", "`json` in production, `text` otherwise", "`json` or `text`"},
-	{"GOMEMLIMIT", "the password hasher's working memory + 20 MiB (58 MiB on two cores)",
+	{"GOMEMLIMIT", "the password hasher's working memory + 16 MiB (54 MiB on two cores)",
 		"the Go runtime's soft memory limit (`server serve` sets the default when unset); `off` for none, or a size such as `200MiB`"},
 	{"MANA_AUTH_STATE_DIR", "`$XDG_STATE_HOME/mana-auth` or `~/.local/state/mana-auth`", "development state: private PostgreSQL cluster, runtime role password, development keys"},
 }

@@ -13,11 +13,11 @@ import (
 // working memory: the binary's heap at rest (a few MiB), the collector's
 // metadata, goroutine stacks and the requests in flight, which the
 // admission bounds on the password routes.
-const memoryHeadroom = 20 << 20
+const memoryHeadroom = 16 << 20
 
 // defaultMemoryLimit is the Go runtime's soft memory limit the server sets
 // when GOMEMLIMIT is unset: the hasher's working memory plus
-// memoryHeadroom (58 MiB on two cores with the default m=19 MiB). The
+// memoryHeadroom (54 MiB on two cores with the default m=19 MiB). The
 // collector then frees garbage before the heap doubles past the hasher's
 // memory — by itself, GOGC=100 lets 40 MiB of live argon2id memory grow to
 // 80 MiB of heap — which keeps memory flat under a flood; collections stay

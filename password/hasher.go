@@ -245,9 +245,9 @@ func (c HasherConfig) WorkingMemory() int64 {
 // hashed exactly as given; apply Policy.Check first.
 //
 // Errors: SERVICE_UNAVAILABLE (an *autherr.Error with RemainingSeconds 1)
-// when the queue is full or no slot frees up within MaxWait; ctx's error (which classifies as
-// SERVICE_UNAVAILABLE) when ctx ends first; INTERNAL when the random
-// source fails.
+// when every slot is busy and the queue full, or no slot frees up within
+// MaxWait; ctx's error (which classifies as SERVICE_UNAVAILABLE) when ctx
+// ends first; INTERNAL when the random source fails.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	slot, err := h.pwAcquire(ctx)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,11 +11,12 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/internal/testutil"
 	"github.com/mana-how/mana-auth/password"
 )
 
@@ -64,7 +66,7 @@ func TestAdmissionBoundsRequestsInFlight(t *testing.T) {
 	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
 	env := decodeEnvelopeFrom(t, resp)
 	assert.Equal(t, "SERVICE_UNAVAILABLE", env.Error.Code)
-	assert.Equal(t, 1.0, testutil.ToFloat64(adm.shed.WithLabelValues("POST /login")))
+	assert.Equal(t, 1.0, promtest.ToFloat64(adm.shed.WithLabelValues("POST /login")))
 
 	release <- struct{}{} // one leaves
 	assert.Equal(t, http.StatusNoContent, <-codes)
@@ -86,4 +88,20 @@ func decodeEnvelopeFrom(t *testing.T, resp *http.Response) envelope {
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return decodeEnvelope(t, b)
+}
+
+// TestHashingRoutesAreAuthRoutes: every route the admission guards is a
+// route of the auth handler — a renamed route would otherwise slip out
+// from under it unnoticed.
+func TestHashingRoutesAreAuthRoutes(t *testing.T) {
+	t.Parallel()
+	db := testutil.DB(t).Runtime
+	cfg := testConfig(t)
+	a, err := newAuthStack(context.Background(), cfg, db, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, a.Close()) })
+	routes := a.handler.Routes()
+	for r := range hashingRoutes {
+		assert.Contains(t, routes, r)
+	}
 }

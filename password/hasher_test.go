@@ -320,38 +320,6 @@ func TestHasherDummyVerify(t *testing.T) {
 	assert.Equal(t, int32(2), calls.Load(), "DummyVerify must run one argon2id computation per call")
 }
 
-// TestHasherDummyVerifyTiming checks that DummyVerify costs what a Verify
-// of a wrong password costs, with the default parameters: medians of 20
-// interleaved runs each within 30 %. The bound is loose on purpose: wall
-// time on a shared two-core machine (and under -race) jitters by tens of
-// percent from scheduling and GC alone, and both paths run the same code,
-// so a real difference would be a whole argon2id computation (100 %), not
-// a few percent. The login handler's enumeration test measures the end to
-// end answer times more tightly.
-func TestHasherDummyVerifyTiming(t *testing.T) {
-	h := pwTestHasher(t, HasherConfig{})
-	phc, err := h.Hash(t.Context(), "the real password")
-	require.NoError(t, err)
-
-	const runs = 20
-	var verify, dummy []time.Duration
-	for range runs {
-		start := time.Now()
-		ok, _, err := h.Verify(t.Context(), "a wrong password", phc)
-		verify = append(verify, time.Since(start))
-		require.NoError(t, err)
-		require.False(t, ok)
-
-		start = time.Now()
-		require.NoError(t, h.DummyVerify(t.Context(), "a wrong password"))
-		dummy = append(dummy, time.Since(start))
-	}
-	mv, md := pwMedian(verify), pwMedian(dummy)
-	ratio := float64(md) / float64(mv)
-	t.Logf("median Verify %v, DummyVerify %v (ratio %.2f)", mv, md, ratio)
-	assert.InDelta(t, 1.0, ratio, 0.30, "DummyVerify median %v vs Verify median %v", md, mv)
-}
-
 func pwMedian(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)

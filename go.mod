@@ -2,6 +2,12 @@ module github.com/mana-how/mana-auth
 
 go 1.26.0
 
+// go1.26.10 fixes the standard library advisories govulncheck reports for
+// go1.26.8 (GO-2026-6809 in crypto/x509; net/http, crypto/tls and
+// mime/multipart in go1.26.9). Builds with GOTOOLCHAIN=auto use it; .ci/run
+// checks vulnerabilities against it.
+toolchain go1.26.10
+
 require (
 	github.com/descope/virtualwebauthn v1.0.3
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
@@ -56,7 +62,7 @@ require (
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jinzhu/inflection v1.0.0 // indirect
-	github.com/klauspost/compress v1.20.1 // indirect
+	github.com/klauspost/compress v1.20.2 // indirect
 	github.com/kylelemons/godebug v1.1.0 // indirect
 	github.com/lufia/plan9stats v0.0.0-20260330125221-c963978e514e // indirect
 	github.com/magiconair/properties v1.18.12 // indirect

@@ -255,7 +255,7 @@ func runtimeRoleURL(ctx context.Context, superURL, stateDir string) (string, err
 }
 
 func statePassword(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) // #nosec G304 -- a file of the operator's state directory (MANA_AUTH_STATE_DIR), named by the server
 	if err == nil && len(strings.TrimSpace(string(b))) >= 32 {
 		return strings.TrimSpace(string(b)), nil
 	}

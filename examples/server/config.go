@@ -41,6 +41,9 @@ type Config struct {
 	RequireEmailVerify bool
 	StateDir           string
 	ShutdownTimeout    time.Duration
+	// DebugAddr (MANA_AUTH_DEBUG_ADDR) is a loopback address serving
+	// net/http/pprof on a listener of its own; "" (the default): none.
+	DebugAddr string
 }
 
 // Rate is a number of events per period.
@@ -196,6 +199,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		bad("MANA_AUTH_REQUIRE_EMAIL_VERIFICATION", "%q is not true or false", v)
 	}
 
+	if v := get("MANA_AUTH_DEBUG_ADDR", ""); v != "" {
+		if err := loopbackAddr(v); err != nil {
+			bad("MANA_AUTH_DEBUG_ADDR", "%v", err)
+		}
+		c.DebugAddr = v
+	}
+
 	c.StateDir = get("MANA_AUTH_STATE_DIR", "")
 	if c.StateDir == "" {
 		dir, err := defaultStateDir(getenv)
@@ -251,4 +261,21 @@ func defaultStateDir(getenv func(string) string) (string, error) {
 		home = h
 	}
 	return filepath.Join(home, ".local", "state", "mana-auth"), nil
+}
+
+// loopbackAddr accepts host:port whose host is a loopback address or
+// localhost: the profiler shows the process's memory and stacks, so it is
+// never served beyond this machine.
+func loopbackAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %v", addr, err)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+		return nil
+	}
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	return fmt.Errorf("%q: the debug listener serves only loopback (127.0.0.1, ::1 or localhost)", addr)
 }

@@ -142,6 +142,19 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, onLi
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	if cfg.DebugAddr != "" {
+		dbg, err := startDebug(cfg.DebugAddr, logger)
+		if err != nil {
+			return errors.Join(err, ln.Close())
+		}
+		defer func() {
+			shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := dbg.shutdown(shutCtx); err != nil {
+				logger.Warn("stop the debug listener", "err", err)
+			}
+		}()
+	}
 	logger.Info("listening", "addr", ln.Addr().String(), "base_url", cfg.BaseURL.String())
 	if onListen != nil {
 		onListen(ln.Addr().String())

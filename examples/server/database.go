@@ -137,7 +137,7 @@ func runMigrations(ctx context.Context, ownerURL string, sources []migrate.Sourc
 }
 
 func ensureDatabase(ctx context.Context, adminURL, name string) error {
-	conn, err := pgx.Connect(ctx, adminURL)
+	conn, err := connect(ctx, adminURL)
 	if err != nil {
 		return fmt.Errorf("connect to create database %s: %w", name, err)
 	}
@@ -161,7 +161,7 @@ func ensureDatabase(ctx context.Context, adminURL, name string) error {
 }
 
 func isSuperuser(ctx context.Context, dbURL string) (bool, error) {
-	conn, err := pgx.Connect(ctx, dbURL)
+	conn, err := connect(ctx, dbURL)
 	if err != nil {
 		return false, err
 	}
@@ -186,7 +186,7 @@ func runtimeRoleURL(ctx context.Context, superURL, stateDir string) (string, err
 	if err != nil {
 		return "", fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	probe, err := pgx.Connect(ctx, runtimeURL)
+	probe, err := connect(ctx, runtimeURL)
 	if err == nil {
 		closeConn(ctx, probe)
 		return runtimeURL, nil
@@ -195,7 +195,7 @@ func runtimeRoleURL(ctx context.Context, superURL, stateDir string) (string, err
 	if !errors.As(err, &pgErr) || !strings.HasPrefix(pgErr.Code, "28") {
 		return "", fmt.Errorf("log in as %s: %w", migrate.RuntimeRole, err)
 	}
-	conn, err := pgx.Connect(ctx, superURL)
+	conn, err := connect(ctx, superURL)
 	if err != nil {
 		return "", err
 	}
@@ -226,6 +226,18 @@ func statePassword(path string) (string, error) {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
 	return pass, nil
+}
+
+// connect opens one connection to a URL the server also opens a pool on.
+// It parses the URL as the pool does, so that pool settings in it
+// (pool_max_conns=16, …) are taken as such and not sent to the server as
+// run-time parameters, which PostgreSQL refuses.
+func connect(ctx context.Context, dbURL string) (*pgx.Conn, error) {
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.ConnectConfig(ctx, cfg.ConnConfig)
 }
 
 func closeConn(ctx context.Context, conn *pgx.Conn) {

@@ -438,3 +438,24 @@ func TestDebugAddrServesPprofOnItsOwnListener(t *testing.T) {
 	code, _ = get(t, "http://"+addr+"/debug/pprof/heap")
 	assert.Equal(t, http.StatusNotFound, code)
 }
+
+// TestPoolSettingsInDatabaseURL: DATABASE_URL may size the pool
+// (pool_max_conns, as pgxpool reads it). The one-off connections the
+// server opens before its pool (the superuser check) must not send it to
+// PostgreSQL as a run-time parameter, which refuses the connection.
+func TestPoolSettingsInDatabaseURL(t *testing.T) {
+	t.Parallel()
+	db := testutil.DB(t)
+	sep := "?"
+	if strings.Contains(db.RuntimeURL, "?") {
+		sep = "&"
+	}
+	addr, logs := startRun(t, map[string]string{
+		"DATABASE_URL":         db.RuntimeURL + sep + "pool_max_conns=3",
+		"MIGRATE_DATABASE_URL": db.OwnerURL,
+		"MANA_AUTH_STATE_DIR":  t.TempDir(),
+	})
+	code, body := get(t, "http://"+addr+"/metrics")
+	require.Equal(t, http.StatusOK, code, "%s", logs)
+	assert.Contains(t, body, "\nmana_auth_db_pool_max_connections 3\n", "the pool is sized by the URL")
+}

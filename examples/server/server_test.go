@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -406,6 +407,11 @@ func TestRunWithSeparateRuntimeAndMigrateURLs(t *testing.T) {
 	// Production logs are JSON.
 	first, _, _ := strings.Cut(logs.String(), "\n")
 	assert.True(t, json.Valid([]byte(first)), "production log line is JSON: %s", first)
+	// Without pool_max_conns in DATABASE_URL the pool takes the server's
+	// default, not pgxpool's (4 on a small machine).
+	code, body = get(t, "http://"+addr+"/metrics")
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, fmt.Sprintf("\nmana_auth_db_pool_max_connections %d\n", defaultPoolSize))
 }
 
 // TestDebugAddrServesPprofOnItsOwnListener: with MANA_AUTH_DEBUG_ADDR the

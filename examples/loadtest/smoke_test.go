@@ -157,11 +157,18 @@ func runJSON(t *testing.T, args ...string) (int, Report, string) {
 	return code, rep, stderr.String()
 }
 
-func TestSmokeEveryScenario(t *testing.T) {
+// TestSmoke starts one server for all of its parts.
+func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the reference server and loads it for about 30 s; skipped under -short")
 	}
 	srv := startRefServer(t, testutil.DB(t))
+	t.Run("every scenario", func(t *testing.T) { smokeEveryScenario(t, srv) })
+	t.Run("open loop", func(t *testing.T) { smokeOpenLoop(t, srv) })
+	t.Run("failures are counted", func(t *testing.T) { smokeCountsFailures(t, srv) })
+}
+
+func smokeEveryScenario(t *testing.T, srv *refServer) {
 	for _, sc := range scenarios() {
 		t.Run(sc.Name, func(t *testing.T) {
 			code, rep, stderr := runJSON(t, "-url", srv.url, "-scenario", sc.Name, "-c", "2", "-users", "2",
@@ -197,11 +204,7 @@ func TestSmokeEveryScenario(t *testing.T) {
 // The open loop (vegeta) is another path through the harness: a mixed
 // blend at a fixed rate, whose refresh chains continue through the round
 // tripper.
-func TestSmokeOpenLoop(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and starts the reference server and loads it for a few seconds; skipped under -short")
-	}
-	srv := startRefServer(t, testutil.DB(t))
+func smokeOpenLoop(t *testing.T, srv *refServer) {
 	code, rep, stderr := runJSON(t, "-url", srv.url, "-scenario", "mixed", "-rate", "150", "-c", "4", "-users", "2",
 		"-d", "3s", "-warmup", "300ms", "-progress", "0")
 	require.Equal(t, exitOK, code, "exit code; stderr:\n%s\nserver:\n%s", stderr, srv.logs)
@@ -220,16 +223,12 @@ func TestSmokeOpenLoop(t *testing.T) {
 	assert.Positive(t, rep.Memory.AfterMiB)
 }
 
-// TestSmokeCountsFailures is the negative control of the smoke run: a
+// smokeCountsFailures is the negative control of the smoke run: a
 // scenario that replays a refresh token whose child was already spent is
 // refused by the server's reuse detection, and the harness must count
 // those answers as failures by status and code. If it counted every
-// answer as a success, TestSmokeEveryScenario could not fail.
-func TestSmokeCountsFailures(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the reference server; skipped under -short")
-	}
-	srv := startRefServer(t, testutil.DB(t))
+// answer as a success, smokeEveryScenario could not fail.
+func smokeCountsFailures(t *testing.T, srv *refServer) {
 	replay := Scenario{Name: "replay", Prepare: func(ctx context.Context, env *Env) (Source, error) {
 		accts, err := env.Users(ctx)
 		if err != nil {

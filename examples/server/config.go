@@ -47,6 +47,9 @@ type Config struct {
 	LogJSON            bool // MANA_AUTH_LOG_FORMAT=json; the default in production
 	StateDir           string
 	ShutdownTimeout    time.Duration
+	// DebugAddr (MANA_AUTH_DEBUG_ADDR) is a loopback address serving
+	// net/http/pprof on a listener of its own; "" (the default): none.
+	DebugAddr string
 
 	// now is the clock of the auth stack (nil: time.Now), hasher the
 	// password hasher's bounds (zero: password's defaults, one computation
@@ -253,6 +256,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	default:
 		bad("MANA_AUTH_LOG_FORMAT", "%q is neither json nor text", v)
 	}
+	if v := get("MANA_AUTH_DEBUG_ADDR", ""); v != "" {
+		if err := loopbackAddr(v); err != nil {
+			bad("MANA_AUTH_DEBUG_ADDR", "%v", err)
+		}
+		c.DebugAddr = v
+	}
 
 	c.StateDir = get("MANA_AUTH_STATE_DIR", "")
 	if c.StateDir == "" {
@@ -341,4 +350,21 @@ func defaultStateDir(getenv func(string) string) (string, error) {
 		home = h
 	}
 	return filepath.Join(home, ".local", "state", "mana-auth"), nil
+}
+
+// loopbackAddr accepts host:port whose host is a loopback address or
+// localhost: the profiler shows the process's memory and stacks, so it is
+// never served beyond this machine.
+func loopbackAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %v", addr, err)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+		return nil
+	}
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	return fmt.Errorf("%q: the debug listener serves only loopback (127.0.0.1, ::1 or localhost)", addr)
 }

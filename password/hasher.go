@@ -78,6 +78,7 @@ type Hasher struct {
 	waiting  atomic.Int64  // calls waiting for a slot now
 	shed     atomic.Uint64 // calls refused because the queue was full
 	timedOut atomic.Uint64 // calls that waited MaxWait in vain
+	computed atomic.Uint64 // argon2id computations done
 
 	// derive computes the argon2id key in mem; tests wrap it to observe
 	// concurrency.
@@ -268,6 +269,7 @@ func (h *Hasher) pwHash(slot *pwSlot, password []byte) (string, error) {
 		return "", fmt.Errorf("read salt: %w", err)
 	}
 	key := h.derive(h.pwMemory(slot, h.params), password, salt, h.params)
+	h.computed.Add(1)
 	return pwEncodePHC(h.params, salt, key), nil
 }
 
@@ -298,6 +300,7 @@ func (h *Hasher) Verify(ctx context.Context, password, phc string) (ok, needsReh
 	}
 	defer h.pwRelease(slot)
 	key := h.derive(h.pwMemory(slot, stored.params), []byte(password), stored.salt, stored.params)
+	h.computed.Add(1)
 	if subtle.ConstantTimeCompare(key, stored.key) != 1 {
 		return false, false, nil
 	}
@@ -325,6 +328,7 @@ type HasherStats struct {
 	Waiting       int    // calls waiting for a slot now
 	Shed          uint64 // calls refused at once because the queue was full
 	TimedOut      uint64 // calls that waited MaxWait for a slot in vain
+	Computed      uint64 // argon2id computations done (Hash, Verify and DummyVerify each do one)
 }
 
 // Stats returns h's counters now.
@@ -336,6 +340,7 @@ func (h *Hasher) Stats() HasherStats {
 		Waiting:       int(h.waiting.Load()),
 		Shed:          h.shed.Load(),
 		TimedOut:      h.timedOut.Load(),
+		Computed:      h.computed.Load(),
 	}
 }
 

@@ -132,11 +132,13 @@ var (
 		"Calls refused with 503 at once because every slot was busy and the queue full.", nil, nil)
 	hasherTimedOutDesc = prometheus.NewDesc("mana_auth_password_hashes_timed_out_total",
 		"Calls refused with 503 after waiting the longest allowed for a slot.", nil, nil)
+	hasherComputedDesc = prometheus.NewDesc("mana_auth_password_hashes_total",
+		"Password hash computations done (hashing, verifying, and the dummy verification of unknown accounts).", nil, nil)
 )
 
 func (c hasherCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{hasherSlotsDesc, hasherQueueDesc, hasherRunningDesc, hasherWaitingDesc,
-		hasherShedDesc, hasherTimedOutDesc} {
+		hasherShedDesc, hasherTimedOutDesc, hasherComputedDesc} {
 		ch <- d
 	}
 }
@@ -150,4 +152,5 @@ func (c hasherCollector) Collect(ch chan<- prometheus.Metric) {
 	g(hasherWaitingDesc, float64(s.Waiting))
 	ch <- prometheus.MustNewConstMetric(hasherShedDesc, prometheus.CounterValue, float64(s.Shed))
 	ch <- prometheus.MustNewConstMetric(hasherTimedOutDesc, prometheus.CounterValue, float64(s.TimedOut))
+	ch <- prometheus.MustNewConstMetric(hasherComputedDesc, prometheus.CounterValue, float64(s.Computed))
 }

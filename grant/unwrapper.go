@@ -391,7 +391,7 @@ func (u *Unwrapper) fail(ctx context.Context, a attempt, cause error) ([]byte, e
 	u.logger.LogAttrs(ctx, slog.LevelError, "grant: unwrap: signing keys unavailable",
 		slog.String("user_id", uuidOrEmpty(a.userID)), slog.String("mission_id", a.missionID),
 		slog.String("signature_kid", a.kid), slog.Any("err", cause))
-	u.audit(ctx, a, OutcomeError, "")
+	_ = u.audit(ctx, a, OutcomeError, "") // audit logs and counts its own failure; the answer is 503 already
 	return nil, autherr.Wrap(autherr.ServiceUnavailable, fmt.Errorf("grant: unwrap: signing keys: %w", cause), "")
 }
 

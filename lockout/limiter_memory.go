@@ -120,7 +120,7 @@ func NewMemoryLimiter(cfg MemoryConfig) (*MemoryLimiter, error) {
 		period:    emission + tolerance,
 		maxKeys:   int64(maxKeys),
 		seed:      maphash.MakeSeed(),
-		mask:      uint64(nShards - 1),
+		mask:      uint64(nShards - 1), // #nosec G115 -- nShards is a power of two, at least 1
 		shards:    make([]memShard, nShards),
 	}
 	for i := range l.shards {

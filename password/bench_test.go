@@ -1,6 +1,7 @@
 package password
 
 import (
+	"runtime"
 	"testing"
 )
 
@@ -44,4 +45,26 @@ func BenchmarkPasswordPolicyCheck(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkPasswordVerifyParallel measures verifications from 8 callers
+// at once with the default parameters and hasher bounds: the sign-in
+// throughput the cores allow (ns/op is per verification, all cores busy).
+func BenchmarkPasswordVerifyParallel(b *testing.B) {
+	h := pwTestHasher(b, HasherConfig{})
+	phc, err := h.Hash(b.Context(), "correct horse battery staple")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(8 / max(1, runtime.GOMAXPROCS(0)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			ok, _, err := h.Verify(b.Context(), "correct horse battery staple", phc)
+			if err != nil || !ok {
+				b.Errorf("Verify = %v, %v", ok, err)
+				return
+			}
+		}
+	})
 }

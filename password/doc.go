@@ -16,7 +16,11 @@
 //
 // Passwords are used exactly as received (no trimming, no normalisation).
 // A stored hash that cannot be read is INTERNAL, never "wrong password".
-// A call that waits longer than HasherConfig.MaxWait for a free slot
-// answers SERVICE_UNAVAILABLE with Retry-After, so a flood is shed instead
-// of queued without bound.
+// At most one computation per core runs at once, each in working memory
+// its slot keeps (argon2id memory is reused, not allocated per call), and
+// at most HasherConfig.MaxQueue calls wait for a slot: a call beyond that,
+// or one that waits longer than MaxWait, answers SERVICE_UNAVAILABLE with
+// Retry-After — never a lockout-counting failure — so a flood is shed
+// instead of queued without bound, and memory stays flat. Unknown
+// addresses (DummyVerify) take the same path and are shed alike.
 package password

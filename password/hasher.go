@@ -11,11 +11,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/argon2"
-
 	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/internal/argon2"
 )
 
 // Params are the argon2id parameters of new password hashes. A zero
@@ -39,30 +39,56 @@ type Params struct {
 type HasherConfig struct {
 	// Params are the parameters of new hashes (see Params).
 	Params Params
-	// MaxConcurrent bounds the argon2id computations running at once, so
-	// memory stays at most MaxConcurrent*Params.Memory however many logins
-	// arrive together. Default runtime.GOMAXPROCS(0).
+	// MaxConcurrent bounds the argon2id computations running at once.
+	// Default and maximum: the cores the process may use,
+	// runtime.GOMAXPROCS(0) divided by Params.Threads (at least 1); a
+	// larger value is lowered to it, because computations beyond the
+	// cores add memory and latency, not throughput. Each running
+	// computation owns its working memory (Params.Memory) and keeps it for
+	// the next one, so the hasher's memory is MaxConcurrent*Params.Memory
+	// however many logins arrive together, and it allocates none per call.
 	MaxConcurrent int
-	// MaxWait is how long a call waits for a free slot before it gives up
-	// with SERVICE_UNAVAILABLE (RemainingSeconds 1, sent as Retry-After).
-	// Default 5s.
+	// MaxQueue bounds the calls that wait for a slot. A call that finds
+	// every slot busy and MaxQueue calls already waiting is shed at once
+	// with SERVICE_UNAVAILABLE (Retry-After 1) instead of queueing, so a
+	// flood costs a few bytes per refused request, not a waiting goroutine
+	// each. Default 4*MaxConcurrent (the queue drains in about four
+	// computation times); negative: no queue, shed whenever every slot is
+	// busy.
+	MaxQueue int
+	// MaxWait is how long a queued call waits for a free slot before it
+	// gives up with SERVICE_UNAVAILABLE (RemainingSeconds 1, sent as
+	// Retry-After). Default 5s.
 	MaxWait time.Duration
 	// Rand is the source of salts. Default crypto/rand.Reader.
 	Rand io.Reader
 }
 
 // Hasher hashes and verifies passwords with argon2id in PHC string form,
-// running at most MaxConcurrent computations at once. It is safe for
-// concurrent use.
+// running at most MaxConcurrent computations at once with at most MaxQueue
+// calls waiting. It is safe for concurrent use.
 type Hasher struct {
-	params  Params
-	slots   chan struct{} // a semaphore: one token per running computation
-	maxWait time.Duration
-	rand    io.Reader
-	dummy   string // a hash of a random password, made with params by NewHasher
+	params   Params
+	slots    chan *pwSlot // the free slots; a call holds one while it computes
+	maxQueue int64        // calls allowed to wait for a slot; 0: none
+	maxWait  time.Duration
+	rand     io.Reader
+	dummy    string // a hash of a random password, made with params by NewHasher
 
-	// derive computes the argon2id key; tests wrap it to observe concurrency.
-	derive func(password, salt []byte, p Params) []byte
+	waiting  atomic.Int64  // calls waiting for a slot now
+	shed     atomic.Uint64 // calls refused because the queue was full
+	timedOut atomic.Uint64 // calls that waited MaxWait in vain
+	computed atomic.Uint64 // argon2id computations done
+
+	// derive computes the argon2id key in mem; tests wrap it to observe
+	// concurrency.
+	derive func(mem *argon2.Memory, password, salt []byte, p Params) []byte
+}
+
+// pwSlot is the right to run one computation, with the working memory
+// that computation uses and leaves for the next.
+type pwSlot struct {
+	mem argon2.Memory
 }
 
 const (
@@ -72,6 +98,7 @@ const (
 	pwDefaultSaltLen = 16
 	pwDefaultKeyLen  = 32
 	pwDefaultMaxWait = 5 * time.Second
+	pwQueuePerSlot   = 4 // default MaxQueue per slot
 
 	// Sanity bounds for configured and stored parameters. A stored hash
 	// outside them is treated as corrupt, so a damaged row cannot make one
@@ -135,19 +162,12 @@ func (p Params) pwValidate() error {
 // above 1 GiB, Time above 64, SaltLen outside 8..64, KeyLen outside
 // 16..128), and for a negative MaxConcurrent or MaxWait.
 func NewHasher(cfg HasherConfig) (*Hasher, error) {
-	p := cfg.Params.pwWithDefaults()
-	if err := p.pwValidate(); err != nil {
-		return nil, fmt.Errorf("password: hasher config: params: %w", err)
-	}
-	if cfg.MaxConcurrent < 0 {
-		return nil, fmt.Errorf("password: hasher config: MaxConcurrent %d is negative", cfg.MaxConcurrent)
+	p, n, queue, err := cfg.pwBounds()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.MaxWait < 0 {
 		return nil, fmt.Errorf("password: hasher config: MaxWait %v is negative", cfg.MaxWait)
-	}
-	n := cfg.MaxConcurrent
-	if n == 0 {
-		n = runtime.GOMAXPROCS(0)
 	}
 	wait := cfg.MaxWait
 	if wait == 0 {
@@ -158,22 +178,66 @@ func NewHasher(cfg HasherConfig) (*Hasher, error) {
 		r = rand.Reader
 	}
 	h := &Hasher{
-		params:  p,
-		slots:   make(chan struct{}, n),
-		maxWait: wait,
-		rand:    r,
-		derive:  pwArgon2id,
+		params:   p,
+		slots:    make(chan *pwSlot, n),
+		maxQueue: int64(queue),
+		maxWait:  wait,
+		rand:     r,
+		derive:   pwArgon2id,
+	}
+	for range n {
+		h.slots <- &pwSlot{}
 	}
 	secret := make([]byte, 32)
 	if _, err := io.ReadFull(r, secret); err != nil {
 		return nil, fmt.Errorf("password: hasher: dummy password: %w", err)
 	}
-	dummy, err := h.pwHash(secret)
+	slot := <-h.slots
+	dummy, err := h.pwHash(slot, secret)
+	h.slots <- slot
 	if err != nil {
 		return nil, fmt.Errorf("password: hasher: dummy hash: %w", err)
 	}
 	h.dummy = dummy
 	return h, nil
+}
+
+// pwBounds are the parameters, slots and queue length of a Hasher made
+// from c now (slots depend on GOMAXPROCS).
+func (c HasherConfig) pwBounds() (p Params, slots, queue int, err error) {
+	p = c.Params.pwWithDefaults()
+	if err := p.pwValidate(); err != nil {
+		return p, 0, 0, fmt.Errorf("password: hasher config: params: %w", err)
+	}
+	if c.MaxConcurrent < 0 {
+		return p, 0, 0, fmt.Errorf("password: hasher config: MaxConcurrent %d is negative", c.MaxConcurrent)
+	}
+	cores := max(1, runtime.GOMAXPROCS(0)/int(p.Threads))
+	slots = c.MaxConcurrent
+	if slots == 0 || slots > cores {
+		slots = cores
+	}
+	queue = c.MaxQueue
+	switch {
+	case queue == 0:
+		queue = pwQueuePerSlot * slots
+	case queue < 0:
+		queue = 0
+	}
+	return p, slots, queue, nil
+}
+
+// WorkingMemory is the most argon2id working memory, in bytes, a Hasher
+// made from c now holds: one Params.Memory per slot, allocated at the
+// first computation in each slot and kept. A host sizing a memory limit
+// (GOMEMLIMIT) adds it to what the rest of the process needs. It is 0 for
+// a configuration NewHasher refuses.
+func (c HasherConfig) WorkingMemory() int64 {
+	p, slots, _, err := c.pwBounds()
+	if err != nil {
+		return 0
+	}
+	return int64(slots) * int64(p.Memory) << 10
 }
 
 // Hash returns password's argon2id hash in PHC string form, e.g.
@@ -182,29 +246,30 @@ func NewHasher(cfg HasherConfig) (*Hasher, error) {
 // hashed exactly as given; apply Policy.Check first.
 //
 // Errors: SERVICE_UNAVAILABLE (an *autherr.Error with RemainingSeconds 1)
-// when no slot frees up within MaxWait; ctx's error (which classifies as
-// SERVICE_UNAVAILABLE) when ctx ends first; INTERNAL when the random
-// source fails.
+// when every slot is busy and the queue full, or no slot frees up within
+// MaxWait; ctx's error (which classifies as SERVICE_UNAVAILABLE) when ctx
+// ends first; INTERNAL when the random source fails.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
-	release, err := h.pwAcquire(ctx)
+	slot, err := h.pwAcquire(ctx)
 	if err != nil {
 		return "", fmt.Errorf("password: hash password: %w", err)
 	}
-	defer release()
-	phc, err := h.pwHash([]byte(password))
+	defer h.pwRelease(slot)
+	phc, err := h.pwHash(slot, []byte(password))
 	if err != nil {
 		return "", autherr.Wrap(autherr.Internal, fmt.Errorf("password: hash password: %w", err), "")
 	}
 	return phc, nil
 }
 
-// pwHash hashes without taking a slot.
-func (h *Hasher) pwHash(password []byte) (string, error) {
+// pwHash hashes in slot, which the caller holds.
+func (h *Hasher) pwHash(slot *pwSlot, password []byte) (string, error) {
 	salt := make([]byte, h.params.SaltLen)
 	if _, err := io.ReadFull(h.rand, salt); err != nil {
 		return "", fmt.Errorf("read salt: %w", err)
 	}
-	key := h.derive(password, salt, h.params)
+	key := h.derive(h.pwMemory(slot, h.params), password, salt, h.params)
+	h.computed.Add(1)
 	return pwEncodePHC(h.params, salt, key), nil
 }
 
@@ -229,12 +294,13 @@ func (h *Hasher) Verify(ctx context.Context, password, phc string) (ok, needsReh
 	if err != nil {
 		return false, false, autherr.Wrap(autherr.Internal, fmt.Errorf("password: verify password: stored hash: %w", err), "")
 	}
-	release, err := h.pwAcquire(ctx)
+	slot, err := h.pwAcquire(ctx)
 	if err != nil {
 		return false, false, fmt.Errorf("password: verify password: %w", err)
 	}
-	defer release()
-	key := h.derive([]byte(password), stored.salt, stored.params)
+	defer h.pwRelease(slot)
+	key := h.derive(h.pwMemory(slot, stored.params), []byte(password), stored.salt, stored.params)
+	h.computed.Add(1)
 	if subtle.ConstantTimeCompare(key, stored.key) != 1 {
 		return false, false, nil
 	}
@@ -254,37 +320,88 @@ func (h *Hasher) DummyVerify(ctx context.Context, password string) error {
 	return err
 }
 
-// pwAcquire takes a slot, waiting at most h.maxWait, and returns the
-// function that gives it back.
-func (h *Hasher) pwAcquire(ctx context.Context) (release func(), err error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	release = func() { <-h.slots }
-	select {
-	case h.slots <- struct{}{}:
-		return release, nil
-	default:
-	}
-	timer := time.NewTimer(h.maxWait)
-	defer timer.Stop()
-	select {
-	case h.slots <- struct{}{}:
-		return release, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-timer.C:
-		return nil, &autherr.Error{
-			Code:             autherr.ServiceUnavailable,
-			Message:          "too many password checks in progress; retry shortly",
-			Err:              fmt.Errorf("password hasher busy: no free slot within %v (%d concurrent)", h.maxWait, cap(h.slots)),
-			RemainingSeconds: 1,
-		}
+// HasherStats are a Hasher's counters, for metrics.
+type HasherStats struct {
+	MaxConcurrent int    // slots: computations that may run at once
+	MaxQueue      int    // calls that may wait for a slot
+	Running       int    // computations running now
+	Waiting       int    // calls waiting for a slot now
+	Shed          uint64 // calls refused at once because the queue was full
+	TimedOut      uint64 // calls that waited MaxWait for a slot in vain
+	Computed      uint64 // argon2id computations done (Hash, Verify and DummyVerify each do one)
+}
+
+// Stats returns h's counters now.
+func (h *Hasher) Stats() HasherStats {
+	return HasherStats{
+		MaxConcurrent: cap(h.slots),
+		MaxQueue:      int(h.maxQueue),
+		Running:       cap(h.slots) - len(h.slots),
+		Waiting:       int(h.waiting.Load()),
+		Shed:          h.shed.Load(),
+		TimedOut:      h.timedOut.Load(),
+		Computed:      h.computed.Load(),
 	}
 }
 
-func pwArgon2id(password, salt []byte, p Params) []byte {
-	return argon2.IDKey(password, salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+// pwAcquire takes a free slot, queueing for at most h.maxWait behind at
+// most h.maxQueue other callers. The caller gives the slot back with
+// pwRelease.
+func (h *Hasher) pwAcquire(ctx context.Context) (*pwSlot, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	select {
+	case s := <-h.slots:
+		return s, nil
+	default:
+	}
+	if h.waiting.Add(1) > h.maxQueue {
+		h.waiting.Add(-1)
+		h.shed.Add(1)
+		return nil, h.pwBusy(fmt.Errorf("password hasher busy: %d computations running and %d queued; shed", cap(h.slots), h.maxQueue))
+	}
+	defer h.waiting.Add(-1)
+	timer := time.NewTimer(h.maxWait)
+	defer timer.Stop()
+	select {
+	case s := <-h.slots:
+		return s, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-timer.C:
+		h.timedOut.Add(1)
+		return nil, h.pwBusy(fmt.Errorf("password hasher busy: no free slot within %v (%d concurrent)", h.maxWait, cap(h.slots)))
+	}
+}
+
+// pwBusy is the answer of a call that gets no slot: SERVICE_UNAVAILABLE,
+// which never counts toward a lockout, with Retry-After 1 — a queue of
+// 4*MaxConcurrent computations drains in well under a second.
+func (h *Hasher) pwBusy(cause error) error {
+	return &autherr.Error{
+		Code:             autherr.ServiceUnavailable,
+		Message:          "too many password checks in progress; retry shortly",
+		Err:              cause,
+		RemainingSeconds: 1,
+	}
+}
+
+func (h *Hasher) pwRelease(s *pwSlot) { h.slots <- s }
+
+// pwMemory is the working memory of a computation with p in slot: the
+// slot's own, which grows once to h's parameters and is reused after that;
+// a stored hash made with more memory than h's gets memory of its own for
+// the one computation, so a slot never keeps more than h.params needs.
+func (h *Hasher) pwMemory(slot *pwSlot, p Params) *argon2.Memory {
+	if p.Memory > h.params.Memory {
+		return new(argon2.Memory)
+	}
+	return &slot.mem
+}
+
+func pwArgon2id(mem *argon2.Memory, password, salt []byte, p Params) []byte {
+	return mem.IDKey(password, salt, p.Time, p.Memory, p.Threads, p.KeyLen)
 }
 
 // pwPHC is a parsed argon2id PHC string. params.SaltLen and params.KeyLen
@@ -378,6 +495,7 @@ func pwParsePHC(s string) (pwPHC, error) {
 	if err != nil {
 		return pwPHC{}, fmt.Errorf("hash: %w", err)
 	}
+	// #nosec G115 -- both lengths are below pwMaxPHCLen (512 bytes), checked above.
 	p.SaltLen, p.KeyLen = uint32(len(salt)), uint32(len(key))
 	if err := p.pwValidate(); err != nil {
 		return pwPHC{}, err

@@ -10,7 +10,7 @@ import (
 // or passkey (or of a database driver) in a non-test file of password
 // fails it.
 func TestLeafDependencies(t *testing.T) {
-	g := deps.List(t, deps.Module+"/password", deps.Module+"/autherr", "golang.org/x/crypto/argon2")
+	g := deps.List(t, deps.Module+"/password", deps.Module+"/autherr", deps.Module+"/internal/argon2")
 	g.Forbid(t, deps.Ours("manaauth", "spaces", "passkey", "mfa", "apikey"), "password is a leaf below the capability packages")
 	g.Forbid(t, deps.IsDatabaseDriver, "hashing needs no database")
 }

@@ -93,7 +93,11 @@
 // error code), failures included; never key material. A successful action's
 // row commits with the change; a failed action's row is written in its own
 // transaction, and if even that fails it is logged and counted in
-// mana_auth_vault_audit_failures_total.
+// mana_auth_vault_audit_failures_total. Key reads change nothing, so their
+// rows are committed together with those of concurrent key reads (group
+// commit: one transaction, one WAL flush for many rows); Key hands out the
+// key only after its row has committed, and answers the error instead
+// when the row cannot be written.
 //
 // # Mounting
 //

@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,6 +69,7 @@ type Service struct {
 	rand          io.Reader
 	auditFailures prometheus.Counter
 	unwrapFails   prometheus.Counter
+	audit         *auditLog // key reads' audit rows, with group commit
 }
 
 // New validates cfg.
@@ -92,7 +92,7 @@ func New(cfg Config) (*Service, error) {
 	if !ValidKEKID(cfg.Keys.ActiveKEKID()) {
 		return nil, fmt.Errorf("vault: active KEK id %q is not valid", cfg.Keys.ActiveKEKID())
 	}
-	s := &Service{pool: cfg.Pool, keys: cfg.Keys, logger: cfg.Logger, now: cfg.Now, rand: cfg.Rand,
+	s := &Service{pool: cfg.Pool, keys: cfg.Keys, logger: cfg.Logger, now: cfg.Now, rand: cfg.Rand, audit: &auditLog{pool: cfg.Pool},
 		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mana_auth_vault_audit_failures_total",
 			Help: "Vault audit rows of failed actions that could not be written (each logged with its cause).",
@@ -188,12 +188,24 @@ func load(ctx context.Context, tx pgx.Tx, userID uuid.UUID, lock bool) (*row, er
 	if lock {
 		q += " FOR UPDATE"
 	}
+	r, err := scanRow(tx.QueryRow(ctx, q, userID))
+	if errors.Is(err, errNoRow) {
+		return nil, nil
+	}
+	return r, err
+}
+
+// errNoRow is scanRow's answer when the caller has no vault.
+var errNoRow = errors.New("vault: no vault row")
+
+// scanRow scans a selectRow result.
+func scanRow(q pgx.Row) (*row, error) {
 	var r row
 	var version int32
-	err := tx.QueryRow(ctx, q, userID).Scan(&r.wrapped.Ciphertext, &r.wrapped.IV, &r.wrapped.KEKID, &version,
+	err := q.Scan(&r.wrapped.Ciphertext, &r.wrapped.IV, &r.wrapped.KEKID, &version,
 		&r.recoveryWrapped, &r.recoveryIV, &r.recoveryVersion, &r.recoverySetAt, &r.zeroKnowledge, &r.keyCheck)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
+		return nil, errNoRow
 	}
 	if err != nil {
 		return nil, fmt.Errorf("vault: read vault: %w", err)
@@ -224,27 +236,11 @@ type audit struct {
 }
 
 func (s *Service) insertAudit(ctx context.Context, tx pgx.Tx, userID uuid.UUID, a audit) error {
-	var ip, ua, status, auditCtx any
-	if a.client.IP.IsValid() {
-		ip = a.client.IP
-	}
-	if a.client.UserAgent != "" {
-		ua = a.client.UserAgent
-	}
-	if a.status != 0 {
-		status = a.status
-	}
-	if a.context != nil {
-		b, err := json.Marshal(a.context)
-		if err != nil {
-			return fmt.Errorf("vault: audit %s context: %w", a.action, err)
-		}
-		auditCtx = string(b) // text: JSON in every pgx exec mode ([]byte would be bytea in exec mode)
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO auth.encryption_vault_audit
-		(user_id, action, ip_address, user_agent, http_status, context, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, userID, string(a.action), ip, ua, status, auditCtx, s.now())
+	args, err := auditArgs(userID, a, s.now())
 	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, insertAuditSQL, args...); err != nil {
 		return fmt.Errorf("vault: write %s audit row: %w", a.action, err)
 	}
 	return nil
@@ -398,25 +394,32 @@ func (s *Service) Init(ctx context.Context, userID uuid.UUID, c Client) (Key, er
 	return key, nil
 }
 
-// Key returns the caller's master key, or the zero-knowledge shape.
+// Key returns the caller's master key, or the zero-knowledge shape. The
+// row is read in one round trip and the audit row is committed together
+// with those of concurrent key reads (group commit); Key returns the key
+// only once its audit row has committed, and an error — never the key —
+// when it cannot be written.
 // Errors: VAULT_NOT_FOUND before Init, INTERNAL (also when the stored key
 // does not unwrap), SERVICE_UNAVAILABLE.
 func (s *Service) Key(ctx context.Context, userID uuid.UUID, c Client) (Key, error) {
+	if userID == uuid.Nil {
+		return Key{}, ErrNoUser
+	}
+	r, err := readRow(ctx, s.pool, userID)
+	if err == nil && r == nil {
+		err = errNotFound
+	}
 	var key Key
-	err := s.do(ctx, userID, ActionKey, c, func(tx pgx.Tx) (map[string]any, error) {
-		r, err := load(ctx, tx, userID, false)
-		if err != nil {
-			return nil, err
-		}
-		if r == nil {
-			return nil, errNotFound
-		}
-		var auditCtx map[string]any
+	var auditCtx map[string]any
+	if err == nil {
 		key, auditCtx, err = s.keyOf(ctx, userID, r)
-		return auditCtx, err
-	})
+	}
+	if err == nil {
+		err = s.audit.append(ctx, userID, audit{action: ActionKey, client: c, status: http.StatusOK, context: auditCtx}, s.now())
+	}
 	if err != nil {
 		key.Wipe()
+		s.auditFailure(ctx, userID, ActionKey, c, err)
 		return Key{}, err
 	}
 	return key, nil
@@ -467,16 +470,11 @@ func (s *Service) Rotate(ctx context.Context, userID uuid.UUID, c Client) (Key, 
 // Status reports the caller's vault state; it writes no audit row.
 // Errors: UNAUTHORIZED (nil user), SERVICE_UNAVAILABLE.
 func (s *Service) Status(ctx context.Context, userID uuid.UUID) (Status, error) {
-	var st Status
-	err := RunAsUser(ctx, s.pool, userID, func(tx pgx.Tx) error {
-		r, err := load(ctx, tx, userID, false)
-		if err != nil || r == nil {
-			return err
-		}
-		st = r.status()
-		return nil
-	})
-	return st, err
+	r, err := readRow(ctx, s.pool, userID)
+	if err != nil || r == nil {
+		return Status{}, err
+	}
+	return r.status(), nil
 }
 
 // SetRecoveryWrap stores the master key wrapped on the client under the

@@ -42,7 +42,7 @@ func wrapAAD(userID uuid.UUID, kekID string, version int) []byte {
 	b := make([]byte, 0, len(label)+16+4+len(kekID))
 	b = append(b, label...)
 	b = append(b, userID[:]...)
-	b = binary.BigEndian.AppendUint32(b, uint32(version))
+	b = binary.BigEndian.AppendUint32(b, uint32(version)) // #nosec G115 -- version is FormatVersion: Wrap passes it, Unwrap refuses any other first
 	return append(b, kekID...)
 }
 

@@ -63,7 +63,10 @@ type authStack struct {
 	passkeys *passkey.Handler
 	pkSvc    *passkey.Service // nil when passkeys are off (see newPasskeys)
 	redis    *redis.Client    // nil without REDIS_URL
-	closers  []func() error
+	// admission bounds the requests of the password routes in flight to
+	// what the hasher can run and queue.
+	admission *admission
+	closers   []func() error
 }
 
 // exportRate limits the GDPR exports of one user: an export reads
@@ -110,13 +113,27 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 	if err != nil {
 		return nil, fmt.Errorf("MANA_AUTH_SIGNING_KEY: %w", err)
 	}
-	hasher, err := password.NewHasher(password.HasherConfig{Params: cfg.Argon2id})
+	hc := cfg.hasher
+	if hc.Params == (password.Params{}) {
+		hc.Params = cfg.Argon2id // MANA_AUTH_ARGON2ID; zero: the defaults
+	}
+	hasher, err := password.NewHasher(hc)
 	if err != nil {
 		return nil, fmt.Errorf("MANA_AUTH_ARGON2ID: %w", err)
 	}
 	if !cfg.Argon2id.MeetsOWASP() {
 		logger.Warn("MANA_AUTH_ARGON2ID is below OWASP's minimum argon2id cost (m=19456,t=2 or an equivalent): fit for tests, not for production",
 			"argon2id", cfg.Argon2id.String())
+	}
+	if reg != nil {
+		if err := reg.Register(hasherCollector{hasher}); err != nil {
+			return nil, fmt.Errorf("password hasher metrics: %w", err)
+		}
+	}
+	// Each refusal is counted (mana_auth_http_shed_total) and logged as a
+	// request line; an error line each would flood the log with the flood.
+	if a.admission, err = newAdmission(hasher, cfg.admission, reg, autherr.Writer{Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		return nil, fmt.Errorf("admission metrics: %w", err)
 	}
 	events, err := lockout.NewEvents(lockout.EventsConfig{Pool: pool, Logger: logger, Registerer: reg})
 	if err != nil {
@@ -190,6 +207,7 @@ func newAuthStack(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prome
 		Pool: pool, Hasher: hasher, Tokens: a.tokens, Gate: gate, Events: events, Mailer: mailer,
 		Links: links, Logger: logger, Registerer: reg, SecondFactor: challenges,
 		RequireEmailVerification: cfg.RequireEmailVerify, MaxDailySignups: cfg.MaxDailySignups,
+		RefreshGrace: cfg.RefreshGrace, Now: cfg.now,
 	})
 	if err != nil {
 		return nil, err
@@ -437,7 +455,7 @@ func signingKey(cfg Config, logger *slog.Logger) (token.SigningKey, error) {
 		return k, nil
 	}
 	path := filepath.Join(cfg.StateDir, "signing-key.pem")
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) // #nosec G304 -- a file of the operator's state directory (MANA_AUTH_STATE_DIR), named by the server
 	if err == nil {
 		k, err := token.ParseSigningKeyPEM(b)
 		if err != nil {

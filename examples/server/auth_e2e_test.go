@@ -28,9 +28,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/internal/authtest"
 	"github.com/mana-how/mana-auth/internal/mailtest"
 	"github.com/mana-how/mana-auth/internal/testutil"
 	"github.com/mana-how/mana-auth/manaauth"
+	"github.com/mana-how/mana-auth/password"
 	"github.com/mana-how/mana-auth/token"
 )
 
@@ -93,6 +95,13 @@ func TestAuthEndToEnd(t *testing.T) {
 		{"api keys", e2eSetup{env: map[string]string{"MANA_AUTH_SERVICE_KEY": e2eServiceKey}}, e2eAPIKeys},
 		{"data export and erasure", e2eSetup{env: map[string]string{"MANA_AUTH_SERVICE_KEY": e2eServiceKey}}, e2eData},
 		{"passkeys", e2eSetup{env: map[string]string{"MANA_AUTH_BASE_URL": e2eSecureBaseURL}}, e2ePasskeys}, // starts a server without passkeys too
+		{"the OpenAPI document", e2eSetup{}, e2eOpenAPIDocument},
+		{"refresh grace from the environment", e2eSetup{env: map[string]string{"MANA_AUTH_REFRESH_GRACE": "2s"}, clock: authtest.NewClock()},
+			e2eRefreshGrace},
+		{"password hasher sheds a flood", e2eSetup{env: map[string]string{"MANA_AUTH_REQUIRE_EMAIL_VERIFICATION": "false"}, errorsLogged: true,
+			hasher: password.HasherConfig{Params: password.Params{Time: 6}, MaxConcurrent: 1, MaxQueue: -1}, admission: 100}, e2eHasherSheds},
+		{"admission sheds a flood", e2eSetup{env: map[string]string{"MANA_AUTH_REQUIRE_EMAIL_VERIFICATION": "false"},
+			hasher: password.HasherConfig{Params: password.Params{Time: 6}, MaxConcurrent: 1, MaxQueue: -1}}, e2eAdmissionSheds},
 		{"hosted pages", e2eSetup{}, e2ePages},
 	}
 	start := time.Now()
@@ -631,6 +640,9 @@ type e2eSetup struct {
 	viaProxy     bool              // the pool connects through a testutil.Proxy (e2eServer.proxy)
 	viaBouncer   bool              // the pool, configured as the server configures it, connects through a testutil.PgBouncer
 	errorsLogged bool              // the group provokes 5xx answers, logged at error level
+	clock        *authtest.Clock   // the auth stack's clock; nil: the real one
+	hasher       password.HasherConfig
+	admission    int // Config.admission
 }
 
 // e2eServer is one reference server with its own database, mail server and
@@ -646,6 +658,7 @@ type e2eServer struct {
 	auth  *authStack
 	logs  *syncBuffer
 	key   token.SigningKey
+	clock *authtest.Clock // e2eSetup.clock
 }
 
 func newE2EServer(t *testing.T, cov *specCoverage, setup e2eSetup) *e2eServer {
@@ -666,6 +679,10 @@ func newE2EServer(t *testing.T, cov *specCoverage, setup e2eSetup) *e2eServer {
 	maps.Copy(env, setup.env)
 	f.cfg, err = LoadConfig(mapEnv(env))
 	require.NoError(t, err)
+	if f.clock = setup.clock; f.clock != nil {
+		f.cfg.now = f.clock.Now
+	}
+	f.cfg.hasher, f.cfg.admission = setup.hasher, setup.admission
 
 	pool := f.db.Runtime
 	if setup.viaProxy {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
@@ -41,8 +42,23 @@ type Config struct {
 	RedisURL           *url.URL
 	ServiceKey         string
 	RequireEmailVerify bool
+	RefreshGrace       time.Duration // MANA_AUTH_REFRESH_GRACE: manaauth.Config.RefreshGrace
+	LogLevel           slog.Level
+	LogJSON            bool // MANA_AUTH_LOG_FORMAT=json; the default in production
 	StateDir           string
 	ShutdownTimeout    time.Duration
+	// DebugAddr (MANA_AUTH_DEBUG_ADDR) is a loopback address serving
+	// net/http/pprof on a listener of its own; "" (the default): none.
+	DebugAddr string
+
+	// now is the clock of the auth stack (nil: time.Now), hasher the
+	// password hasher's bounds (zero: password's defaults, one computation
+	// per core) and admission the password requests let in at once (0:
+	// what the hasher runs and queues). Tests set them; the environment
+	// cannot.
+	now       func() time.Time
+	hasher    password.HasherConfig
+	admission int
 }
 
 // Rate is a number of events per period.
@@ -86,7 +102,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		bad("MANA_AUTH_ADDR", "%q is not host:port: %v", c.Addr, err)
 	}
 
-	base := get("MANA_AUTH_BASE_URL", "http://localhost:8080")
+	base := get("MANA_AUTH_BASE_URL", defaultBaseURL(c.Addr))
 	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		bad("MANA_AUTH_BASE_URL", "%q is not an absolute http(s) URL without query or fragment", base)
 	} else {
@@ -210,6 +226,43 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		bad("MANA_AUTH_REQUIRE_EMAIL_VERIFICATION", "%q is not true or false", v)
 	}
 
+	grace := get("MANA_AUTH_REFRESH_GRACE", defaultRefreshGrace.String())
+	if d, err := time.ParseDuration(grace); err != nil || d < minRefreshGrace || d > maxRefreshGrace {
+		bad("MANA_AUTH_REFRESH_GRACE", "%q is not a duration from %v to %v (e.g. 10s)", grace, minRefreshGrace, maxRefreshGrace)
+	} else {
+		c.RefreshGrace = d
+	}
+
+	switch v := get("MANA_AUTH_LOG_LEVEL", "info"); strings.ToLower(v) {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "info":
+		c.LogLevel = slog.LevelInfo
+	case "warn", "warning":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		bad("MANA_AUTH_LOG_LEVEL", "%q is not debug, info, warn or error", v)
+	}
+	defFormat := "text"
+	if c.Production {
+		defFormat = "json"
+	}
+	switch v := get("MANA_AUTH_LOG_FORMAT", defFormat); v {
+	case "json":
+		c.LogJSON = true
+	case "text":
+	default:
+		bad("MANA_AUTH_LOG_FORMAT", "%q is neither json nor text", v)
+	}
+	if v := get("MANA_AUTH_DEBUG_ADDR", ""); v != "" {
+		if err := loopbackAddr(v); err != nil {
+			bad("MANA_AUTH_DEBUG_ADDR", "%v", err)
+		}
+		c.DebugAddr = v
+	}
+
 	c.StateDir = get("MANA_AUTH_STATE_DIR", "")
 	if c.StateDir == "" {
 		dir, err := defaultStateDir(getenv)
@@ -232,6 +285,32 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 func isIP(s string) bool {
 	_, err := netip.ParseAddr(strings.Trim(s, "[]"))
 	return err == nil
+}
+
+// The bounds of MANA_AUTH_REFRESH_GRACE. At least a second, so two tabs
+// refreshing at once do not sign each other out; at most a minute, so a
+// stolen refresh token that was already used is caught as a reuse soon.
+const (
+	defaultRefreshGrace = 10 * time.Second
+	minRefreshGrace     = time.Second
+	maxRefreshGrace     = time.Minute
+)
+
+// defaultBaseURL is the base URL when MANA_AUTH_BASE_URL is unset: plain
+// http on the listen address's port, with its host when it names one and
+// localhost when it is a wildcard or loopback address (a browser treats
+// localhost as a secure context, and WebAuthn needs a name, not an
+// address). An address that cannot be parsed gives the documented
+// http://localhost:8080; MANA_AUTH_ADDR reports it.
+func defaultBaseURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://localhost:8080"
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && (ip.IsLoopback() || ip.IsUnspecified())) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // lookup treats an empty variable like an unset one.
@@ -271,4 +350,21 @@ func defaultStateDir(getenv func(string) string) (string, error) {
 		home = h
 	}
 	return filepath.Join(home, ".local", "state", "mana-auth"), nil
+}
+
+// loopbackAddr accepts host:port whose host is a loopback address or
+// localhost: the profiler shows the process's memory and stacks, so it is
+// never served beyond this machine.
+func loopbackAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %v", addr, err)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+		return nil
+	}
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	return fmt.Errorf("%q: the debug listener serves only loopback (127.0.0.1, ::1 or localhost)", addr)
 }

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 	"github.com/mana-how/mana-auth/mfa"
 	"github.com/mana-how/mana-auth/migrate"
 	"github.com/mana-how/mana-auth/passkey"
+	"github.com/mana-how/mana-auth/password"
 	"github.com/mana-how/mana-auth/spaces"
 	"github.com/mana-how/mana-auth/vault"
 )
@@ -34,23 +37,55 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	var err error
-	switch args := os.Args[1:]; {
-	case len(args) == 0 || args[0] == "serve":
-		err = run(ctx, os.Getenv, os.Stderr, nil)
-	case args[0] == "rewrap":
-		err = rewrap(ctx, os.Getenv, os.Stderr, args[1:])
-	case args[0] == "migrate":
-		err = migrateCommand(ctx, os.Getenv, os.Stdout, os.Stderr, args[1:])
-	case args[0] == "users":
-		err = usersCommand(ctx, os.Getenv, os.Stdout, os.Stderr, args[1:])
-	default:
-		err = fmt.Errorf("unknown command %q; usage: server [serve] | server rewrap [-batch N] | server migrate | server users <command>", args[0])
+	if len(os.Args) < 2 || os.Args[1] == "serve" {
+		// Here and not in run: tests run servers in their own process.
+		if limit, ok := defaultMemoryLimit(os.Getenv, password.HasherConfig{}); ok {
+			debug.SetMemoryLimit(limit)
+		}
 	}
-	if err != nil {
+	if err := command(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "mana-auth: "+err.Error())
 		os.Exit(1)
 	}
+}
+
+// command runs the subcommand args name: help and version print to out,
+// the server and rewrap log to logOut.
+func command(ctx context.Context, args []string, getenv func(string) string, out, logOut io.Writer) error {
+	switch {
+	case len(args) == 0 || args[0] == "serve":
+		return run(ctx, getenv, logOut, nil)
+	case args[0] == "rewrap":
+		return rewrap(ctx, getenv, logOut, args[1:])
+	case args[0] == "migrate":
+		return migrateCommand(ctx, getenv, out, logOut, args[1:])
+	case args[0] == "users":
+		return usersCommand(ctx, getenv, out, logOut, args[1:])
+	case args[0] == "version":
+		return version(out, args[1:])
+	case args[0] == "help" || args[0] == "-h" || args[0] == "-help" || args[0] == "--help":
+		return writeHelp(out)
+	default:
+		return fmt.Errorf("unknown command %q (server --help lists the commands)", args[0])
+	}
+}
+
+// version prints the build information, as text or with -json as JSON.
+func version(out io.Writer, args []string) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs.SetOutput(out)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	b := currentBuild()
+	if *asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(b)
+	}
+	_, err := fmt.Fprintln(out, b.String())
+	return err
 }
 
 // rewrap moves every vault row and every TOTP secret to the active KEK
@@ -145,6 +180,11 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, onLi
 	}
 	// Report schema drift at start, before the first request.
 	srv.checkReady(ctx)
+	// Building the stack left garbage the runtime would hand back to the
+	// system only minutes later (mostly the password hasher's dummy hash:
+	// one argon2id computation, 19 MiB with the default parameters). Hand
+	// it back now, so that an idle server's resident set is what it uses.
+	debug.FreeOSMemory()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -160,7 +200,20 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, onLi
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "base_url", cfg.BaseURL.String())
+	if cfg.DebugAddr != "" {
+		dbg, err := startDebug(cfg.DebugAddr, logger)
+		if err != nil {
+			return errors.Join(err, ln.Close())
+		}
+		defer func() {
+			shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := dbg.shutdown(shutCtx); err != nil {
+				logger.Warn("stop the debug listener", "err", err)
+			}
+		}()
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "base_url", cfg.BaseURL.String(), "memory_limit", memoryLimit())
 	if onListen != nil {
 		onListen(ln.Addr().String())
 	}
@@ -185,9 +238,11 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer, onLi
 	return nil
 }
 
+// newLogger logs at MANA_AUTH_LOG_LEVEL in MANA_AUTH_LOG_FORMAT.
 func newLogger(cfg Config, out io.Writer) *slog.Logger {
-	if cfg.Production {
-		return slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogJSON {
+		return slog.New(slog.NewJSONHandler(out, opts))
 	}
-	return slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return slog.New(slog.NewTextHandler(out, opts))
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mana-how/mana-auth/password"
 )
 
 // metrics is the server's own registry (never the global one).
@@ -34,6 +36,7 @@ func newMetrics(pool *pgxpool.Pool) *metrics {
 	m.registry.MustRegister(m.requests, m.latency,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		currentBuild().collector(),
 	)
 	if pool != nil {
 		m.registry.MustRegister(newPoolCollector(pool))
@@ -109,4 +112,45 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	k(c.newConns, float64(s.NewConnsCount()))
 	k(c.lifetimeDestroyed, float64(s.MaxLifetimeDestroyCount()))
 	k(c.idleDestroyed, float64(s.MaxIdleDestroyCount()))
+}
+
+// hasherCollector exports the password hasher's bounds and counters at
+// scrape time: a rising shed or timed-out count means sign-ins are being
+// refused with 503 for want of CPU.
+type hasherCollector struct{ h *password.Hasher }
+
+var (
+	hasherSlotsDesc = prometheus.NewDesc("mana_auth_password_hash_slots",
+		"Password hash computations that may run at once (one per core).", nil, nil)
+	hasherQueueDesc = prometheus.NewDesc("mana_auth_password_hash_queue_limit",
+		"Calls that may wait for a free hash slot; beyond it calls are shed with 503.", nil, nil)
+	hasherRunningDesc = prometheus.NewDesc("mana_auth_password_hashes_running",
+		"Password hash computations running now.", nil, nil)
+	hasherWaitingDesc = prometheus.NewDesc("mana_auth_password_hashes_waiting",
+		"Calls waiting for a free hash slot now.", nil, nil)
+	hasherShedDesc = prometheus.NewDesc("mana_auth_password_hashes_shed_total",
+		"Calls refused with 503 at once because every slot was busy and the queue full.", nil, nil)
+	hasherTimedOutDesc = prometheus.NewDesc("mana_auth_password_hashes_timed_out_total",
+		"Calls refused with 503 after waiting the longest allowed for a slot.", nil, nil)
+	hasherComputedDesc = prometheus.NewDesc("mana_auth_password_hashes_total",
+		"Password hash computations done (hashing, verifying, and the dummy verification of unknown accounts).", nil, nil)
+)
+
+func (c hasherCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{hasherSlotsDesc, hasherQueueDesc, hasherRunningDesc, hasherWaitingDesc,
+		hasherShedDesc, hasherTimedOutDesc, hasherComputedDesc} {
+		ch <- d
+	}
+}
+
+func (c hasherCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.h.Stats()
+	g := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	g(hasherSlotsDesc, float64(s.MaxConcurrent))
+	g(hasherQueueDesc, float64(s.MaxQueue))
+	g(hasherRunningDesc, float64(s.Running))
+	g(hasherWaitingDesc, float64(s.Waiting))
+	ch <- prometheus.MustNewConstMetric(hasherShedDesc, prometheus.CounterValue, float64(s.Shed))
+	ch <- prometheus.MustNewConstMetric(hasherTimedOutDesc, prometheus.CounterValue, float64(s.TimedOut))
+	ch <- prometheus.MustNewConstMetric(hasherComputedDesc, prometheus.CounterValue, float64(s.Computed))
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -323,24 +324,46 @@ func (c *cluster) send(method, path string, body any, opts ...reqOpt) reply {
 }
 
 // sendTo sends one request to in. It never fails the test: transport
-// errors are in reply.err.
+// errors are in reply.err. Like a well-behaved client it honours the
+// server's load shedding: a 503 with Retry-After (a burst of password
+// checks beyond what the hasher runs and queues, refused before it
+// reached the lockout gate or the database) is sent again after the
+// pause it asks for, so the cases count what the server decided, not
+// what it declined to look at.
 func (c *cluster) sendTo(in *instance, method, path string, body any, opts ...reqOpt) reply {
-	var rd io.Reader
+	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return reply{inst: in, err: err}
 		}
-		rd = bytes.NewReader(b)
+		payload = b
+	}
+	ip := c.newIP()
+	for try := 0; ; try++ {
+		r, retryAfter := c.sendOnce(in, method, path, payload, ip, opts...)
+		if r.err != nil || r.status != http.StatusServiceUnavailable || retryAfter <= 0 || try == 60 {
+			return r
+		}
+		time.Sleep(retryAfter + time.Duration(mrand.Int64N(int64(retryAfter))))
+	}
+}
+
+// sendOnce sends the request once and returns the answer and its
+// Retry-After (0 when absent).
+func (c *cluster) sendOnce(in *instance, method, path string, payload []byte, ip string, opts ...reqOpt) (reply, time.Duration) {
+	var rd io.Reader
+	if payload != nil {
+		rd = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequest(method, in.base+path, rd)
 	if err != nil {
-		return reply{inst: in, err: err}
+		return reply{inst: in, err: err}, 0
 	}
-	if body != nil {
+	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("X-Forwarded-For", c.newIP())
+	req.Header.Set("X-Forwarded-For", ip)
 	for _, o := range opts {
 		o(req.Header)
 	}
@@ -349,7 +372,7 @@ func (c *cluster) sendTo(in *instance, method, path string, body any, opts ...re
 	defer f.Add(-1)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return reply{inst: in, err: err}
+		return reply{inst: in, err: err}, 0
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
@@ -360,7 +383,8 @@ func (c *cluster) sendTo(in *instance, method, path string, body any, opts ...re
 			r.code = e.Error.Code
 		}
 	}
-	return r
+	secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+	return r, time.Duration(secs) * time.Second
 }
 
 // expect sends and fails the test unless the answer has status want (and,

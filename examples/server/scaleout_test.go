@@ -48,7 +48,8 @@ func TestScaleOut(t *testing.T) {
 		// burst of 200 needs more than the hasher's 5 s of queueing on two
 		// shared cores, and the late ones are answered 503 (correctly, but
 		// this test is about counting, not capacity).
-		"MANA_AUTH_ARGON2ID": "m=8192,t=1,p=1",
+		"MANA_AUTH_ARGON2ID":      "m=8192,t=1,p=1",
+		"MANA_AUTH_REFRESH_GRACE": scaleRefreshGrace.String(),
 	}})
 	t.Logf("cluster up after %v", time.Since(start).Round(time.Millisecond))
 	c.checkMigrations(t)
@@ -105,9 +106,9 @@ const (
 	scaleMaxFailures = 5 // lockout.DefaultPolicy().MaxFailures
 	scaleLoadWorkers = 6
 	scalePassword    = "violet-harbor-lantern-58"
-	// scaleRefreshGrace is manaauth.Config.RefreshGrace as the server
-	// sets it (the default); the replay case waits it out.
-	scaleRefreshGrace = 10 * time.Second
+	// scaleRefreshGrace is the instances' MANA_AUTH_REFRESH_GRACE; the
+	// replay case waits it out.
+	scaleRefreshGrace = 2 * time.Second
 )
 
 // scaleUser is one account the signup case created, with the token pair

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	openapi "github.com/mana-how/mana-auth"
 	"github.com/mana-how/mana-auth/autherr"
 	"github.com/mana-how/mana-auth/examples/server/pages"
 	"github.com/mana-how/mana-auth/mfa"
@@ -31,6 +32,9 @@ type server struct {
 	metrics *metrics
 	ready   *readiness
 	cors    []string
+	// admission bounds the password-hashing routes (hashingRoutes) that
+	// handle mounts; nil until mountAuth.
+	admission *admission
 }
 
 type serverDeps struct {
@@ -54,6 +58,7 @@ func newServer(d serverDeps) *server {
 	}))
 	s.handle("GET /readyz", ready)
 	s.handle("GET /metrics", s.metrics.handler())
+	s.handle("GET /openapi.yaml", openapi.Handler())
 	// Every other path answers the error envelope, not the mux's text 404.
 	s.mux.Handle("/", web.Handle(autherr.Writer{Logger: d.Logger}, func(w http.ResponseWriter, r *http.Request) error {
 		return autherr.New(autherr.NotFound, "no such route")
@@ -114,6 +119,7 @@ func (s *server) mountAuth(a *authStack) {
 		}
 		return []string{mfa.UnknownKEKsError(unknown, a.keyIDs).Error()}, nil
 	})
+	s.admission = a.admission
 	inner := http.StripPrefix(authPrefix, a.handler)
 	for _, p := range a.handler.Routes() {
 		method, path, _ := strings.Cut(p, " ")
@@ -210,6 +216,9 @@ func (s *server) checkReady(ctx context.Context) { s.ready.check(ctx) }
 
 // handle mounts h at pattern and remembers the route.
 func (s *server) handle(pattern string, h http.Handler) {
+	if hashingRoutes[pattern] && s.admission != nil {
+		h = s.admission.wrap(h)
+	}
 	s.mux.Handle(pattern, h)
 	s.routes = append(s.routes, pattern)
 }

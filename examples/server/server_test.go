@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -267,6 +269,10 @@ func TestLoadConfigNamesTheBadVariable(t *testing.T) {
 		{"bad bool", map[string]string{"MANA_AUTH_REQUIRE_EMAIL_VERIFICATION": "yes"}, "MANA_AUTH_REQUIRE_EMAIL_VERIFICATION"},
 		{"bad db url", map[string]string{"DATABASE_URL": "mysql://x"}, "DATABASE_URL"},
 		{"relative state dir", map[string]string{"MANA_AUTH_STATE_DIR": "state"}, "MANA_AUTH_STATE_DIR"},
+		{"debug on every interface", map[string]string{"MANA_AUTH_DEBUG_ADDR": ":6060"}, "MANA_AUTH_DEBUG_ADDR"},
+		{"debug on a public address", map[string]string{"MANA_AUTH_DEBUG_ADDR": "0.0.0.0:6060"}, "MANA_AUTH_DEBUG_ADDR"},
+		{"debug on a name", map[string]string{"MANA_AUTH_DEBUG_ADDR": "debug.example.com:6060"}, "MANA_AUTH_DEBUG_ADDR"},
+		{"debug without port", map[string]string{"MANA_AUTH_DEBUG_ADDR": "127.0.0.1"}, "MANA_AUTH_DEBUG_ADDR"},
 		{"production without database", map[string]string{"MANA_AUTH_ENV": "production", "MANA_AUTH_BASE_URL": "https://auth.example.com",
 			"MANA_AUTH_KEK": "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=", "MANA_AUTH_SIGNING_KEY": "x"}, "DATABASE_URL"},
 		{"production without kek", map[string]string{"MANA_AUTH_ENV": "production", "MANA_AUTH_BASE_URL": "https://auth.example.com",
@@ -303,6 +309,14 @@ func TestLoadConfigNamesTheBadVariable(t *testing.T) {
 	cfg, err = LoadConfig(mapEnv(map[string]string{"MANA_AUTH_STATE_DIR": state, "MANA_AUTH_ARGON2ID": "m=47104,t=1"}))
 	require.NoError(t, err)
 	assert.Equal(t, "m=47104,t=1,p=1", cfg.Argon2id.String())
+
+	assert.Empty(t, cfg.DebugAddr, "no profiler unless asked for")
+
+	for _, addr := range []string{"127.0.0.1:6060", "[::1]:6060", "localhost:6060", "127.0.0.1:0"} {
+		cfg, err := LoadConfig(mapEnv(map[string]string{"MANA_AUTH_STATE_DIR": state, "MANA_AUTH_DEBUG_ADDR": addr}))
+		require.NoError(t, err, "MANA_AUTH_DEBUG_ADDR=%s", addr)
+		assert.Equal(t, addr, cfg.DebugAddr)
+	}
 }
 
 // startRun runs the real server (run) in the background with env and
@@ -371,6 +385,7 @@ func TestRunMigratesServesAndShutsDown(t *testing.T) {
 	code, body := get(t, "http://"+addr+"/readyz")
 	assert.Equal(t, http.StatusOK, code, "%s\n%s", body, logs)
 	assert.Contains(t, logs.String(), "role="+migrate.RuntimeRole)
+	assert.NotContains(t, logs.String(), "debug listener", "no profiler without MANA_AUTH_DEBUG_ADDR")
 
 	var n int
 	require.NoError(t, db.Owner.QueryRow(context.Background(),
@@ -410,4 +425,61 @@ func TestRunWithSeparateRuntimeAndMigrateURLs(t *testing.T) {
 	// Production logs are JSON.
 	first, _, _ := strings.Cut(logs.String(), "\n")
 	assert.True(t, json.Valid([]byte(first)), "production log line is JSON: %s", first)
+	// Without pool_max_conns in DATABASE_URL the pool takes the server's
+	// default, not pgxpool's (4 on a small machine).
+	code, body = get(t, "http://"+addr+"/metrics")
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, fmt.Sprintf("\nmana_auth_db_pool_max_connections %d\n", defaultPoolSize))
+}
+
+// TestDebugAddrServesPprofOnItsOwnListener: with MANA_AUTH_DEBUG_ADDR the
+// profiler answers there, and never on the API's address (where it would
+// be reachable by every client); without it there is no debug listener.
+func TestDebugAddrServesPprofOnItsOwnListener(t *testing.T) {
+	t.Parallel()
+	db := testutil.DB(t)
+	addr, logs := startRun(t, map[string]string{
+		"DATABASE_URL":         db.RuntimeURL,
+		"MIGRATE_DATABASE_URL": db.OwnerURL,
+		"MANA_AUTH_STATE_DIR":  t.TempDir(),
+		"MANA_AUTH_DEBUG_ADDR": "127.0.0.1:0",
+	})
+	m := regexp.MustCompile(`msg="debug listener[^"]*" addr=(\S+)`).FindStringSubmatch(logs.String())
+	require.Len(t, m, 2, "the debug listener logs its address:\n%s", logs)
+	debugAddr := m[1]
+	require.NotEqual(t, addr, debugAddr)
+
+	code, body := get(t, "http://"+debugAddr+"/debug/pprof/")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "goroutine")
+	code, body = get(t, "http://"+debugAddr+"/debug/pprof/heap?debug=1")
+	assert.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, "heap profile")
+
+	code, body = get(t, "http://"+addr+"/debug/pprof/")
+	assert.Equal(t, http.StatusNotFound, code, "the API address does not serve the profiler")
+	assert.Contains(t, body, "NOT_FOUND")
+	code, _ = get(t, "http://"+addr+"/debug/pprof/heap")
+	assert.Equal(t, http.StatusNotFound, code)
+}
+
+// TestPoolSettingsInDatabaseURL: DATABASE_URL may size the pool
+// (pool_max_conns, as pgxpool reads it). The one-off connections the
+// server opens before its pool (the superuser check) must not send it to
+// PostgreSQL as a run-time parameter, which refuses the connection.
+func TestPoolSettingsInDatabaseURL(t *testing.T) {
+	t.Parallel()
+	db := testutil.DB(t)
+	sep := "?"
+	if strings.Contains(db.RuntimeURL, "?") {
+		sep = "&"
+	}
+	addr, logs := startRun(t, map[string]string{
+		"DATABASE_URL":         db.RuntimeURL + sep + "pool_max_conns=3",
+		"MIGRATE_DATABASE_URL": db.OwnerURL,
+		"MANA_AUTH_STATE_DIR":  t.TempDir(),
+	})
+	code, body := get(t, "http://"+addr+"/metrics")
+	require.Equal(t, http.StatusOK, code, "%s", logs)
+	assert.Contains(t, body, "\nmana_auth_db_pool_max_connections 3\n", "the pool is sized by the URL")
 }

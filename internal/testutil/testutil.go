@@ -71,7 +71,7 @@ func Sources() []migrate.Source {
 
 // RuntimeTestPassword is set on the runtime role only when the server asks
 // for a password (a container, or a server without trust authentication).
-const RuntimeTestPassword = "mana-auth-test-runtime-role-password-0001"
+const RuntimeTestPassword = "mana-auth-test-runtime-role-password-0001" // #nosec G101 -- the password of a role on throwaway test databases only
 
 const (
 	templateComment = "mana-auth test template, built "

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCheckTargetRefusesHostsThatAreNotLoopback(t *testing.T) {
+	cases := []struct {
+		name, url, allow string
+		ok               bool
+	}{
+		{"IPv4 loopback", "http://127.0.0.1:8080", "", true},
+		{"another loopback address", "http://127.0.0.2:8080", "", true},
+		{"IPv6 loopback", "http://[::1]:8080", "", true},
+		{"localhost", "http://localhost:8080", "", true},
+		{"a name under .localhost", "http://auth.localhost:8080", "", true},
+		{"with a path", "https://127.0.0.1/auth/", "", true},
+		{"a private address", "http://10.0.0.1:8080", "", false},
+		{"an IPv4-mapped public address", "http://[::ffff:10.0.0.1]:8080", "", false},
+		{"a public name", "https://auth.example.com", "", false},
+		{"a name that merely starts with localhost", "http://localhost.example.com", "", false},
+		{"named by -allow-host", "https://auth.example.com", "auth.example.com", true},
+		{"named by -allow-host, other case", "https://Auth.Example.com", "auth.example.com", true},
+		{"-allow-host naming another host", "https://auth.example.com", "staging.example.com", false},
+		{"not http", "ftp://127.0.0.1", "", false},
+		{"no host", "http://", "", false},
+		{"a query", "http://127.0.0.1:8080/?x=1", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := checkTarget(tc.url, tc.allow)
+			if tc.ok {
+				require.NoError(t, err, "url %q allow %q", tc.url, tc.allow)
+				assert.NotEmpty(t, u.Host)
+				assert.NotContains(t, u.String(), "//auth/", "the trailing slash is trimmed")
+				return
+			}
+			require.Error(t, err, "url %q allow %q", tc.url, tc.allow)
+			assert.Contains(t, err.Error(), "-url")
+		})
+	}
+	_, err := checkTarget("http://10.0.0.1:8080", "")
+	assert.ErrorContains(t, err, "-allow-host 10.0.0.1", "the refusal says how to name the host")
+}
+
+func TestBadFlagsAreUsageErrorsNamingTheFlag(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{}, "-scenario is required"},
+		{[]string{"-scenario", "nope"}, `-scenario "nope": unknown; one of login, profile`},
+		{[]string{"-scenario", "login", "-c", "0"}, "-c 0"},
+		{[]string{"-scenario", "login", "-d", "0s"}, "-d 0s"},
+		{[]string{"-scenario", "login", "-rate", "-1"}, "-rate -1"},
+		{[]string{"-scenario", "login", "-users", "-3"}, "-users -3"},
+		{[]string{"-scenario", "login", "-timeout", "0s"}, "-timeout 0s"},
+		{[]string{"-scenario", "login", "-seed-c", "0"}, "-seed-c 0"},
+		{[]string{"-scenario", "login", "-url", "http://192.0.2.1"}, "not loopback"},
+		{[]string{"-scenario", "login", "extra"}, `unexpected argument "extra"`},
+		{[]string{"-scenario", "login", "-c", "many"}, `invalid value "many" for flag -c`},
+		{[]string{"-nope"}, "flag provided but not defined: -nope"},
+	}
+	for _, tc := range cases {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tc.args, &stdout, &stderr)
+		assert.Equal(t, exitUsage, code, "args %q: exit code; stderr %s", tc.args, stderr.String())
+		assert.Contains(t, stderr.String(), tc.want, "args %q", tc.args)
+		assert.Empty(t, stdout.String(), "args %q: nothing on stdout", tc.args)
+	}
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, exitOK, run(context.Background(), []string{"-h"}, &stdout, &stderr))
+	for _, s := range scenarios() {
+		assert.Contains(t, stderr.String(), s.Name, "-h lists every scenario")
+	}
+}
+
+func TestUnreachableTargetIsAClearError(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	// Port 1 on loopback: nothing listens there.
+	code := run(context.Background(), []string{"-scenario", "validate", "-url", "http://127.0.0.1:1", "-d", "1s"}, &stdout, &stderr)
+	assert.Equal(t, exitErrors, code)
+	assert.Contains(t, stderr.String(), "does not answer GET /healthz")
+}
+
+func TestClassifySortsAnswers(t *testing.T) {
+	env := func(code string) []byte {
+		return []byte(fmt.Sprintf(`{"error":{"code":%q,"message":"m","requestId":"r"}}`, code))
+	}
+	cases := []struct {
+		name string
+		a    answer
+		oc   outcome
+		code string
+	}{
+		{"the wanted status", answer{Want: 200, Status: 200, Body: []byte(`{}`)}, outcomeOK, ""},
+		{"a 201 where 200 is wanted", answer{Want: 200, Status: 201}, outcomeError, "-"},
+		{"503 with Retry-After is shed", answer{Want: 200, Status: 503, RetryAfter: true, Body: env("SERVICE_UNAVAILABLE")}, outcomeShed, "SERVICE_UNAVAILABLE"},
+		{"503 without Retry-After is an error", answer{Want: 200, Status: 503, Body: env("SERVICE_UNAVAILABLE")}, outcomeError, "SERVICE_UNAVAILABLE"},
+		{"503 of another code is an error", answer{Want: 200, Status: 503, RetryAfter: true, Body: env("GRANT_NOT_CONFIGURED")}, outcomeError, "GRANT_NOT_CONFIGURED"},
+		{"401 with its code", answer{Want: 200, Status: 401, Body: env("TOKEN_INVALID")}, outcomeError, "TOKEN_INVALID"},
+		{"/validate's 401 shape", answer{Want: 200, Status: 401, Body: []byte(`{"valid":false,"error":{"code":"TOKEN_EXPIRED","message":"x"}}`)}, outcomeError, "TOKEN_EXPIRED"},
+		{"a body that is not the envelope", answer{Want: 200, Status: 502, Body: []byte("Bad Gateway")}, outcomeError, "-"},
+		{"no answer", answer{Want: 200, Err: syscall.ECONNREFUSED}, outcomeError, "connection refused"},
+		{"a timeout", answer{Want: 200, Err: context.DeadlineExceeded}, outcomeError, "timeout"},
+		{"an open-loop error text", answer{Want: 200, Err: errors.New(`Post "http://x": read tcp: connection reset by peer`)}, outcomeError, "connection reset"},
+		{"a cut answer", answer{Want: 200, Err: io.ErrUnexpectedEOF}, outcomeError, "connection closed"},
+	}
+	for _, tc := range cases {
+		oc, key, _ := classify(tc.a)
+		assert.Equal(t, tc.oc, oc, tc.name)
+		assert.Equal(t, tc.code, key.Code, tc.name)
+	}
+}
+
+func TestRecorderPercentilesAndFailures(t *testing.T) {
+	r := newRecorder()
+	r.Record(answer{Kind: "x", Want: 200, Status: 200, Latency: time.Hour}) // before recording starts: dropped
+	r.recording.Store(true)
+	for i := 1; i <= 1000; i++ {
+		r.Record(answer{Kind: "x", Want: 200, Status: 200, Latency: time.Duration(i) * time.Millisecond})
+	}
+	for range 3 {
+		r.Record(answer{Kind: "x", Want: 200, Status: 503, RetryAfter: true, Latency: 5 * time.Second,
+			Body: []byte(`{"error":{"code":"SERVICE_UNAVAILABLE","message":"busy"}}`)})
+	}
+	r.Record(answer{Kind: "y", Want: 200, Status: 500, Body: []byte(`{"error":{"code":"INTERNAL","message":"bug"}}`)})
+	s := r.summary(10 * time.Second)
+	assert.EqualValues(t, 1004, s.requests)
+	assert.EqualValues(t, 1000, s.ok)
+	assert.EqualValues(t, 3, s.shed)
+	assert.EqualValues(t, 1, s.errors)
+	// HdrHistogram keeps 3 significant digits.
+	assert.InDelta(t, 500, s.all.P50, 1)
+	assert.InDelta(t, 900, s.all.P90, 1)
+	assert.InDelta(t, 990, s.all.P99, 1)
+	assert.InDelta(t, 1000, s.all.Max, 1)
+	assert.Less(t, s.all.Max, 5000.0, "failed answers stay out of the successful latency")
+	require.Len(t, s.errs, 2)
+	assert.Equal(t, ErrorCount{Kind: "x", Status: 503, Code: "SERVICE_UNAVAILABLE", RetryAfter: true, Shed: true, Count: 3, Example: "busy"}, s.errs[0])
+	assert.Equal(t, ErrorCount{Kind: "y", Status: 500, Code: "INTERNAL", Count: 1, Example: "bug"}, s.errs[1])
+	require.Len(t, s.kinds, 2)
+	assert.InDelta(t, 100.3, s.kinds[0].PerSec, 0.01)
+}
+
+func TestMixedCycleKeepsTheBlend(t *testing.T) {
+	counts := map[string]int{}
+	for _, k := range mixedCycle() {
+		counts[k]++
+	}
+	assert.Equal(t, map[string]int{"login": 1, "refresh": 20, "validate": 200, "profile": 50}, counts)
+	assert.Equal(t, mixedCycle(), mixedCycle(), "the same cycle every run")
+}
+
+func TestServerMemoryParsers(t *testing.T) {
+	rss, hwm, err := parseProcStatus([]byte("Name:\tserver\nVmPeak:\t 2000 kB\nVmHWM:\t   61440 kB\nVmRSS:\t   30720 kB\nThreads:\t9\n"))
+	require.NoError(t, err)
+	assert.EqualValues(t, 30*mib, rss)
+	assert.EqualValues(t, 60*mib, hwm)
+	_, _, err = parseProcStatus([]byte("Name:\tzombie\n"))
+	assert.ErrorContains(t, err, "no VmRSS")
+
+	rss, err = parseMetricsRSS([]byte("# HELP process_resident_memory_bytes Resident memory size in bytes.\n" +
+		"# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 2.5165824e+07\nprocess_virtual_memory_bytes 1e+09\n"))
+	require.NoError(t, err)
+	assert.EqualValues(t, 24*mib, rss)
+	_, err = parseMetricsRSS([]byte("go_goroutines 8\n"))
+	assert.ErrorContains(t, err, "-pid")
+}
+
+func TestEnvelopeOf(t *testing.T) {
+	assert.Equal(t, envelope{Code: "ACCOUNT_LOCKED", Message: "locked"},
+		envelopeOf([]byte(`{"error":{"code":"ACCOUNT_LOCKED","message":"locked","remainingSeconds":3}}`)))
+	assert.Equal(t, "-", envelopeOf([]byte(`<html>`)).Code)
+	assert.Equal(t, "-", envelopeOf(nil).Code)
+}

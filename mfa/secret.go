@@ -39,7 +39,7 @@ func secretAAD(userID, factorID uuid.UUID, kekID string, version int) []byte {
 	b = append(b, label...)
 	b = append(b, userID[:]...)
 	b = append(b, factorID[:]...)
-	b = binary.BigEndian.AppendUint32(b, uint32(version))
+	b = binary.BigEndian.AppendUint32(b, uint32(version)) // #nosec G115 -- a format version (1, 2, …), checked positive by the table
 	return append(b, kekID...)
 }
 

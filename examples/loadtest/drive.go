@@ -195,7 +195,7 @@ func (d *driver) runOpen(ctx context.Context, rate, slots int, warmup, dur time.
 	}
 	hc := *d.hc
 	hc.Transport = o
-	atk := vegeta.NewAttacker(vegeta.Client(&hc), vegeta.Workers(uint64(min(slots, 64))), vegeta.MaxBody(1<<20))
+	atk := vegeta.NewAttacker(vegeta.Client(&hc), vegeta.Workers(uint64(min(slots, 64))), vegeta.MaxBody(1<<20)) // #nosec G115 -- slots is a validated positive worker count
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -208,7 +208,7 @@ func (d *driver) runOpen(ctx context.Context, rate, slots int, warmup, dur time.
 	start := time.Now()
 	measureFrom := start.Add(warmup)
 	for res := range atk.Attack(o.target(ctx), vegeta.Rate{Freq: rate, Per: time.Second}, warmup+dur, "loadtest") {
-		intended := start.Add(time.Duration(res.Seq) * period)
+		intended := start.Add(time.Duration(res.Seq) * period) // #nosec G115 -- Seq numbers the requests of one run, far below 2^63
 		m, _ := o.meta.LoadAndDelete(res.Seq)
 		meta, ok := m.(callMeta)
 		if intended.Before(measureFrom) {

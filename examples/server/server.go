@@ -193,7 +193,7 @@ func (s *server) mountCollection(prefix string, h http.Handler, routes []string)
 // apiKeysPrefix and dataPath are where api.md's API keys and GDPR
 // sections are mounted.
 const (
-	apiKeysPrefix = "/api/v1/api-keys"
+	apiKeysPrefix = "/api/v1/api-keys" // #nosec G101 -- a route, not a credential
 	dataPath      = "/api/v1/me/data"
 )
 

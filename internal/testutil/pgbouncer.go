@@ -58,7 +58,7 @@ type Bouncer struct {
 // bouncerOnlyPassword is what a client gives the bouncer for a role that
 // logs in to PostgreSQL without a password (trust authentication): the
 // bouncer itself always asks for one.
-const bouncerOnlyPassword = "mana-auth-test-bouncer-password-0001"
+const bouncerOnlyPassword = "mana-auth-test-bouncer-password-0001" // #nosec G101 -- the test PgBouncer's own login, on loopback only
 
 // PgBouncer starts a pgbouncer process (the Debian package pgbouncer,
 // 1.18 or later) in pool_mode=transaction on a free port of 127.0.0.1, in
@@ -138,7 +138,7 @@ func PgBouncer(t testing.TB, db *Database, opts BouncerOptions) *Bouncer {
 		if err := os.WriteFile(ini, []byte(bouncerINI(db.Name, srvCfg, port, userlist, opts, version)), 0o600); err != nil {
 			t.Fatalf("testutil: pgbouncer ini: %v", err)
 		}
-		proc := StartProcess(t, exec.Command(bin, append(args, ini)...))
+		proc := StartProcess(t, exec.Command(bin, append(args, ini)...)) // #nosec G204 -- the pgbouncer binary found on this machine, with the test's own ini file
 		if waitBouncer(proc, 10*time.Second) {
 			b.Proc, b.Addr = proc, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 			break

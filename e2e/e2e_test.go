@@ -4,7 +4,7 @@
 //
 // Run it with (see README, "Hosted pages"):
 //
-//	npm ci --prefix e2e && go test -count=1 -v ./e2e/
+//	go test -count=1 -v ./e2e/   (runs npm ci in e2e/ first when playwright-core is missing)
 //
 // TestBrowserJourneys builds examples/server, starts it twice (the main
 // server, and one whose daily signup cap is 1 for the "sign-up closed"
@@ -56,7 +56,19 @@ func TestBrowserJourneys(t *testing.T) {
 		t.Fatalf("no node on PATH: install it with `apt-get install -y nodejs npm`")
 	}
 	if _, err := os.Stat(filepath.Join("node_modules", "playwright-core", "package.json")); err != nil {
-		t.Fatalf("playwright-core is not installed: run `npm ci --prefix e2e` (%v)", err)
+		// First run on this machine: install the pinned packages of
+		// package-lock.json (playwright-core only; no browser download),
+		// so that `go test ./...` needs nothing done by hand.
+		npm, lerr := exec.LookPath("npm")
+		if lerr != nil {
+			t.Fatalf("playwright-core is not installed (%v) and npm is not on PATH: install it with `apt-get install -y nodejs npm`", err)
+		}
+		t.Logf("playwright-core is not installed: running npm ci in e2e/ (once per checkout)")
+		cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund")
+		cmd.Env = append(os.Environ(), "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in e2e/ failed: %v\n%s", err, out)
+		}
 	}
 
 	bin := buildServer(t)

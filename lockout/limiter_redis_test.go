@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,44 +16,23 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mana-how/mana-auth/autherr"
+	"github.com/mana-how/mana-auth/internal/testutil"
 	"github.com/mana-how/mana-auth/lockout"
 )
 
-// redisTestOptions are the options of the test Redis: TEST_REDIS_URL, else
-// redis://127.0.0.1:6379/0.
-func redisTestOptions(t testing.TB) *redis.Options {
-	t.Helper()
-	url := os.Getenv("TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(url)
-	require.NoError(t, err, "parse TEST_REDIS_URL")
-	return opts
-}
-
-// redisTestClient returns a new client of the test Redis, closed at the end
-// of the test. When Redis does not answer the test fails, or under -short
-// skips, saying how to start one.
+// redisTestClient returns a new client of the test Redis
+// (testutil.RedisURL: TEST_REDIS_URL, the one on 127.0.0.1:6379, or one
+// the test binary starts), closed at the end of the test.
 func redisTestClient(t testing.TB) *redis.Client {
 	t.Helper()
-	opts := redisTestOptions(t)
+	opts, err := redis.ParseURL(testutil.RedisURL(t))
+	require.NoError(t, err)
 	c := redis.NewClient(opts)
 	t.Cleanup(func() {
 		if err := c.Close(); err != nil {
 			t.Errorf("close redis client: %v", err)
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		msg := fmt.Sprintf("Redis at %s does not answer (%v); start one with `redis-server --daemonize yes` "+
-			"(or `docker run -d -p 6379:6379 redis:7`), or point TEST_REDIS_URL at one", opts.Addr, err)
-		if testing.Short() {
-			t.Skip(msg)
-		}
-		t.Fatal(msg)
-	}
 	return c
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mana-how/mana-auth/internal/authtest"
+	"github.com/mana-how/mana-auth/internal/testutil"
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/passkey"
 )
@@ -240,27 +240,14 @@ func TestLimitsSharedThroughRedis(t *testing.T) {
 	assert.LessOrEqual(t, allowed, passkey.OptionsRate.Limit+refills, "the calls allowed before the refusal fit one shared budget")
 }
 
-// redisClient is a client of the test Redis (TEST_REDIS_URL, default
-// redis://127.0.0.1:6379/0). Without one the test fails, or under -short
-// skips, saying how to start one.
+// redisClient is a client of the test Redis (testutil.RedisURL:
+// TEST_REDIS_URL, the one on 127.0.0.1:6379, or one the test binary
+// starts).
 func redisClient(t testing.TB) *redis.Client {
 	t.Helper()
-	url := os.Getenv("TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(url)
+	opts, err := redis.ParseURL(testutil.RedisURL(t))
 	require.NoError(t, err)
 	c := redis.NewClient(opts)
 	t.Cleanup(func() { assert.NoError(t, c.Close()) })
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		msg := "Redis at " + opts.Addr + " does not answer (" + err.Error() + "); start one with `redis-server --daemonize yes`, or point TEST_REDIS_URL at one"
-		if testing.Short() {
-			t.Skip(msg)
-		}
-		t.Fatal(msg)
-	}
 	return c
 }

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -211,30 +210,20 @@ func startCluster(t *testing.T, bin string, cfg clusterConfig) *cluster {
 	return c
 }
 
-// scaleRedis is a client of the test Redis (TEST_REDIS_URL, else
-// redis://127.0.0.1:6379/0). The server's limiter keys hold the client
+// scaleRedis is a client of the test Redis (testutil.RedisURL). The server's limiter keys hold the client
 // address ("mana-auth:rl:ip:<address>", …) and every request of the test
 // carries an address of its own (random in 2001:db8::/32), so other tests
 // sharing this Redis never meet its keys; they are deleted at the end.
 func scaleRedis(t *testing.T) *redis.Client {
 	t.Helper()
-	u := os.Getenv("TEST_REDIS_URL")
-	if u == "" {
-		u = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(u)
-	require.NoError(t, err, "TEST_REDIS_URL")
+	opts, err := redis.ParseURL(testutil.RedisURL(t))
+	require.NoError(t, err)
 	c := redis.NewClient(opts)
 	t.Cleanup(func() {
 		if err := c.Close(); err != nil {
 			t.Errorf("close redis client: %v", err)
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		t.Fatalf("Redis at %s does not answer (%v); start one with `redis-server --daemonize yes`, or point TEST_REDIS_URL at one", opts.Addr, err)
-	}
 	return c
 }
 

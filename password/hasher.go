@@ -192,9 +192,11 @@ func NewHasher(cfg HasherConfig) (*Hasher, error) {
 	if _, err := io.ReadFull(r, secret); err != nil {
 		return nil, fmt.Errorf("password: hasher: dummy password: %w", err)
 	}
-	slot := <-h.slots
-	dummy, err := h.pwHash(slot, secret)
-	h.slots <- slot
+	// The dummy is computed in a slot of its own, dropped afterwards: a
+	// real slot would keep the 19 MiB block from start-up on, so an idle
+	// server that has not yet verified a password would hold it for
+	// nothing. The first computation of each slot allocates its block.
+	dummy, err := h.pwHash(&pwSlot{}, secret)
 	if err != nil {
 		return nil, fmt.Errorf("password: hasher: dummy hash: %w", err)
 	}

@@ -2,6 +2,7 @@ package password
 
 import (
 	"crypto/rand"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -180,11 +181,12 @@ func TestPasswordPolicyTooLong(t *testing.T) {
 }
 
 func TestPasswordPolicyCommonList(t *testing.T) {
-	set := pwCommonSet()
-	assert.GreaterOrEqual(t, len(set), 10000, "the common-password list is too short")
+	list := pwCommonList()
+	assert.GreaterOrEqual(t, len(list), 10000, "the common-password list is too short")
 
 	lines := strings.Split(strings.TrimSuffix(pwCommonText, "\n"), "\n")
-	assert.Len(t, set, len(lines), "the list has empty or duplicate lines")
+	assert.Len(t, list, len(lines), "the list has empty or duplicate lines")
+	assert.True(t, slices.IsSorted(list), "the lookup needs the list sorted")
 	for i, w := range lines {
 		if w == "" || w != strings.ToLower(w) || strings.TrimSpace(w) != w {
 			t.Errorf("line %d %q: want a non-empty, lower-cased entry without surrounding spaces", i+1, w)
@@ -192,8 +194,7 @@ func TestPasswordPolicyCommonList(t *testing.T) {
 	}
 
 	for _, pw := range []string{"password", "123456", "qwerty", "PASSWORD", "Qwerty", "iloveyou", "trustno1"} {
-		_, listed := set[strings.ToLower(pw)]
-		assert.True(t, listed, "%q is not in the list", pw)
+		assert.True(t, pwIsCommon(strings.ToLower(pw)), "%q is not in the list", pw)
 	}
 	for _, pw := range []string{"password", "123456", "qwerty"} {
 		// At MinLength 8 the short ones are refused by length first; the
@@ -208,8 +209,19 @@ func TestPasswordPolicyCommonList(t *testing.T) {
 		pw := pwRandom(20)
 		assert.NoError(t, Policy{}.Check(pw, "someone@example.com"), "random %q refused", pw)
 	}
-	// The set is built once and shared.
-	assert.Equal(t, len(set), len(pwCommonSet()))
+	// Every entry is found by the lookup, and nothing between entries is:
+	// a lookup that missed entries (an unsorted list, a wrong comparison)
+	// would let the listed passwords through.
+	for _, w := range lines {
+		if !pwIsCommon(w) {
+			t.Fatalf("entry %q not found by the lookup", w)
+		}
+		if pwIsCommon(w + "\x00") {
+			t.Fatalf("%q found though not listed", w+"\x00")
+		}
+	}
+	// The list is built once and shared.
+	assert.Same(t, &list[0], &pwCommonList()[0])
 }
 
 // FuzzPasswordPolicy checks that Check never panics, never accepts a

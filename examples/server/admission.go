@@ -65,6 +65,12 @@ func (a *admission) wrap(next http.Handler) http.Handler {
 		case a.slots <- struct{}{}:
 		default:
 			a.shed.WithLabelValues(r.Pattern).Inc()
+			// The body is left unread, and the connection is closed after
+			// the answer rather than kept for the next request: net/http
+			// would otherwise read the body to reuse the connection, and
+			// a flood would keep a connection (its buffers and goroutine)
+			// per client open through the Retry-After pause.
+			w.Header().Set("Connection", "close")
 			a.errs.Write(w, r, &autherr.Error{Code: autherr.ServiceUnavailable,
 				Message: "too many sign-ins in progress; retry shortly", RemainingSeconds: 1})
 			return

@@ -25,7 +25,9 @@ import (
 // SERVICE_UNAVAILABLE with Retry-After 1 at once, without reaching the
 // handler (a handler that ran for it would block on the barrier, and the
 // test would hang); when one leaves, the next is let in. The default size
-// is what the hasher runs and queues.
+// is what the hasher runs and queues. The refusal closes its connection
+// (without the Connection: close header the client keeps it and resp.Close
+// is false).
 func TestAdmissionBoundsRequestsInFlight(t *testing.T) {
 	t.Parallel()
 	h, err := password.NewHasher(password.HasherConfig{Params: password.Params{Memory: 64, Time: 1}, MaxConcurrent: 1, MaxQueue: 2})
@@ -64,6 +66,7 @@ func TestAdmissionBoundsRequestsInFlight(t *testing.T) {
 	defer resp.Body.Close()
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+	assert.True(t, resp.Close, "a refused request's connection is closed, not kept open through the pause")
 	env := decodeEnvelopeFrom(t, resp)
 	assert.Equal(t, "SERVICE_UNAVAILABLE", env.Error.Code)
 	assert.Equal(t, 1.0, promtest.ToFloat64(adm.shed.WithLabelValues("POST /login")))

@@ -18,7 +18,7 @@ import (
 func TestThrowawayCluster(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, err := Find(ctx, Options{SkipLocal: true, NoContainer: true, Logger: testLogger(t)})
+	s, err := Find(ctx, Options{SkipLocal: true, Logger: testLogger(t)})
 	require.NoError(t, err)
 	closed := false
 	t.Cleanup(func() {
@@ -68,7 +68,7 @@ func TestPersistentCluster(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	t.Cleanup(func() { assert.NoError(t, StopCluster(dir)) }) // runs before t.TempDir's removal
-	opts := Options{SkipLocal: true, NoContainer: true, ClusterDir: dir, Logger: testLogger(t)}
+	opts := Options{SkipLocal: true, ClusterDir: dir, Logger: testLogger(t)}
 
 	// Several first calls at once create and start it once.
 	const n = 3

@@ -31,10 +31,12 @@
 //     login works (30 s). Its output goes to postgres.log in the cluster
 //     directory; a failed start returns the log's tail. Skipped with
 //     Options.NoCluster. See "Clusters" below.
-//  4. A postgres:15-alpine container through testcontainers-go, when a
-//     Docker engine answers within 2.5 s (without an engine this costs no
-//     more than that and never hangs or panics). Close terminates it.
-//     Skipped with Options.NoContainer.
+//  4. Options.Container, when set and its engine answers. Package
+//     localpg/container provides a postgres:15-alpine container through
+//     testcontainers-go, checked within 2.5 s (without an engine this costs
+//     no more than that and never hangs or panics); Close terminates it.
+//     It is a package of its own so that binaries which do not import it
+//     (the reference server) carry no Docker client.
 //
 // When no step finds anything, the error wraps ErrNotFound and is one line
 // listing why each step came up empty and what to install or set. When a

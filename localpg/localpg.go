@@ -22,7 +22,7 @@ const (
 	SourceEnv       = "env"       // the URL in Options.EnvVar
 	SourceLocal     = "local"     // a server already running on this machine
 	SourceCluster   = "cluster"   // a cluster run from local binaries (throwaway or persistent)
-	SourceContainer = "container" // a testcontainers-go container
+	SourceContainer = "container" // Options.Container
 )
 
 // ErrNotFound is returned (wrapped, as a one-line message that says what to
@@ -31,15 +31,14 @@ var ErrNotFound = errors.New("localpg: no PostgreSQL found")
 
 // Timeouts of the search steps.
 const (
-	envTimeout   = 5 * time.Second         // the URL named by Options.EnvVar must answer within this
-	probeTimeout = 2 * time.Second         // per local candidate (127.0.0.1:5432, sockets)
-	readyTimeout = 30 * time.Second        // a started cluster must accept connections within this
-	stopTimeout  = 30 * time.Second        // a stopped cluster must be gone within this
-	dockerWait   = 2500 * time.Millisecond // a Docker engine must answer within this
+	envTimeout   = 5 * time.Second  // the URL named by Options.EnvVar must answer within this
+	probeTimeout = 2 * time.Second  // per local candidate (127.0.0.1:5432, sockets)
+	readyTimeout = 30 * time.Second // a started cluster must accept connections within this
+	stopTimeout  = 30 * time.Second // a stopped cluster must be gone within this
 )
 
 // Options select where Find may look. The zero value probes the local
-// server, then starts a throwaway cluster, then tries a container.
+// server, then starts a throwaway cluster.
 type Options struct {
 	// EnvVar names an environment variable read first ("" = none). When it
 	// is set and non-empty its URL is used as is and must answer; Find
@@ -53,10 +52,25 @@ type Options struct {
 	ClusterDir string
 	// NoCluster skips starting a cluster from local binaries.
 	NoCluster bool
-	// NoContainer skips testcontainers-go.
-	NoContainer bool
+	// Container, when set, is the last step: PostgreSQL in a container.
+	// Package localpg/container provides one on testcontainers-go. Nil:
+	// no container step — localpg itself links no container client, so a
+	// binary that does not import localpg/container carries none.
+	Container ContainerStep
 	// Logger receives progress lines; nil: slog.Default().
 	Logger *slog.Logger
+}
+
+// A ContainerStep starts PostgreSQL in a container, as Find's last step.
+type ContainerStep interface {
+	// Available reports, within a few seconds at most, whether a container
+	// engine answers; its error says why not. It must not hang or panic
+	// on an engine that is absent or silent.
+	Available(ctx context.Context) error
+	// Start starts a PostgreSQL server and waits until it accepts
+	// connections. It returns a superuser URL and the function that stops
+	// and removes the server (Server.Close calls it once).
+	Start(ctx context.Context, log *slog.Logger) (url string, stop func() error, err error)
 }
 
 // Server is a PostgreSQL server reachable with a superuser connection string.
@@ -136,8 +150,9 @@ func (s *Server) URLFor(database, user, password string) (string, error) {
 //  3. a cluster from local binaries (initdb and postgres found in PATH,
 //     /usr/lib/postgresql/*/bin, …, newest version first): persistent in
 //     opts.ClusterDir, or throwaway when it is "";
-//  4. a postgres:15-alpine container through testcontainers-go, when a
-//     Docker engine answers within a few seconds.
+//  4. opts.Container, when set and its engine answers (package
+//     localpg/container: a postgres:15-alpine container through
+//     testcontainers-go).
 //
 // When nothing is found the error wraps ErrNotFound and is one line that
 // says what to install or set. When a step finds something but fails to
@@ -198,13 +213,13 @@ func find(ctx context.Context, opts Options, binGlobs []string) (*Server, error)
 		}
 	}
 
-	if !opts.NoContainer {
-		if err := dockerEngine(ctx, dockerWait); err != nil {
-			reasons = append(reasons, "container: no Docker engine ("+oneLine(err)+")")
+	if opts.Container != nil {
+		if err := opts.Container.Available(ctx); err != nil {
+			reasons = append(reasons, "container: "+oneLine(err))
 		} else {
-			s, err := startContainer(ctx, log)
+			connURL, stop, err := opts.Container.Start(ctx, log)
 			if err == nil {
-				return s, nil
+				return &Server{URL: connURL, Source: SourceContainer, stop: stop}, nil
 			}
 			return nil, errors.Join(failed, err)
 		}

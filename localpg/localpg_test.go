@@ -2,15 +2,14 @@ package localpg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -88,7 +87,7 @@ func TestFindEnv(t *testing.T) {
 
 	t.Run("answers", func(t *testing.T) {
 		t.Setenv(v, machineURL)
-		s, err := Find(ctx, Options{EnvVar: v, SkipLocal: true, NoCluster: true, NoContainer: true})
+		s, err := Find(ctx, Options{EnvVar: v, SkipLocal: true, NoCluster: true})
 		require.NoError(t, err)
 		assert.Equal(t, SourceEnv, s.Source)
 		assert.Equal(t, machineURL, s.URL)
@@ -111,7 +110,7 @@ func TestFindEnv(t *testing.T) {
 
 	t.Run("empty is unset", func(t *testing.T) {
 		t.Setenv(v, "")
-		s, err := Find(ctx, Options{EnvVar: v, NoCluster: true, NoContainer: true})
+		s, err := Find(ctx, Options{EnvVar: v, NoCluster: true})
 		require.NoError(t, err)
 		assert.Equal(t, SourceLocal, s.Source)
 	})
@@ -131,16 +130,17 @@ func TestFindNothing(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("every step disabled", func(t *testing.T) {
-		_, err := Find(ctx, Options{EnvVar: "LOCALPG_UNSET_VARIABLE", SkipLocal: true, NoCluster: true, NoContainer: true})
+		_, err := Find(ctx, Options{EnvVar: "LOCALPG_UNSET_VARIABLE", SkipLocal: true, NoCluster: true})
 		require.ErrorIs(t, err, ErrNotFound)
 		assert.NotContains(t, err.Error(), "\n")
 		assert.Contains(t, err.Error(), "LOCALPG_UNSET_VARIABLE", "the message says what to set")
 	})
 
-	t.Run("no binaries and no Docker engine", func(t *testing.T) {
+	t.Run("no binaries and no container engine", func(t *testing.T) {
 		t.Setenv("PATH", "")
 		start := time.Now()
-		_, err := find(ctx, Options{SkipLocal: true, Logger: testLogger(t)}, nil)
+		_, err := find(ctx, Options{SkipLocal: true, Logger: testLogger(t),
+			Container: &fakeContainer{unavailable: errors.New("no engine")}}, nil)
 		require.ErrorIs(t, err, ErrNotFound)
 		assert.NotContains(t, err.Error(), "\n")
 		assert.Contains(t, err.Error(), "cluster: ")
@@ -149,63 +149,6 @@ func TestFindNothing(t *testing.T) {
 		assert.Less(t, time.Since(start), 30*time.Second, "gives up instead of hanging")
 		t.Log(err)
 	})
-}
-
-func TestDockerEngineAbsent(t *testing.T) {
-	t.Parallel()
-	// No Docker engine runs where this suite runs (the docker CLI may be
-	// installed); the check must say so quickly and without panicking.
-	start := time.Now()
-	err := dockerEngine(context.Background(), dockerWait)
-	require.Error(t, err)
-	assert.Less(t, time.Since(start), 30*time.Second, "gives up instead of hanging")
-	t.Log(err)
-}
-
-func TestDockerEngineSilent(t *testing.T) {
-	t.Parallel()
-	// An engine address that accepts connections and never answers must
-	// not stall Find. testcontainers caches its discovery per process, so
-	// the check runs in a fresh process (TestHelperChild).
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c) // keep it open, say nothing
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		assert.NoError(t, l.Close())
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			assert.NoError(t, c.Close())
-		}
-	})
-
-	out := runChild(t, "docker", "DOCKER_HOST=tcp://"+l.Addr().String())
-	fields := strings.Fields(childResult(t, out))
-	require.Len(t, fields, 2, "child output %q", out)
-	elapsed, err := time.ParseDuration(fields[0])
-	require.NoError(t, err)
-	assert.Equal(t, "error", fields[1], "a silent engine was taken for a working one")
-	// Without the timeout the call blocks on the silent engine until the
-	// child is killed at runChild's one-minute limit; with it, it returns
-	// after dockerWait (2.5 s) plus whatever a loaded machine adds to
-	// starting a process — a generous bound tells the two apart without
-	// failing on a slow machine.
-	assert.Less(t, elapsed, 10*dockerWait, "the check stalled on a silent engine")
-	mu.Lock()
-	defer mu.Unlock()
-	assert.NotEmpty(t, held, "the child never tried the engine address, so its timeout went untested")
 }
 
 func TestURLFor(t *testing.T) {
@@ -242,53 +185,57 @@ func TestURLFor(t *testing.T) {
 	})
 }
 
-// runChild runs TestHelperChild in a new process of this test binary with
-// LOCALPG_CHILD=mode and returns its standard output.
-func runChild(t *testing.T, mode string, env ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperChild$", "-test.count=1", "-test.v")
-	cmd.Env = append(append(os.Environ(), "LOCALPG_CHILD="+mode), env...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "child %s failed:\n%s\n%s", mode, out, stderr.String())
-	return string(out)
-}
-
+// childPrefix starts the line a child process prints its result on.
 const childPrefix = "LOCALPG_CHILD_RESULT "
 
-func childResult(t *testing.T, out string) string {
-	t.Helper()
-	for line := range strings.Lines(out) {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), childPrefix); ok {
-			return rest
-		}
-	}
-	t.Fatalf("no %q line in child output:\n%s", childPrefix, out)
-	return ""
-}
-
 // TestHelperChild is not a test of its own: it is the body of the child
-// processes that TestDockerEngineSilent and TestThrowawayDiesWithParent
-// start, and returns at once otherwise.
+// process that TestThrowawayDiesWithParent starts, and returns at once otherwise.
 func TestHelperChild(t *testing.T) {
 	switch os.Getenv("LOCALPG_CHILD") {
-	case "docker":
-		start := time.Now()
-		err := dockerEngine(context.Background(), dockerWait)
-		verdict := "ok"
-		if err != nil {
-			verdict = "error"
-		}
-		fmt.Printf("%s%s %s\n", childPrefix, time.Since(start), verdict)
 	case "throwaway":
-		s, err := Find(context.Background(), Options{SkipLocal: true, NoContainer: true})
+		s, err := Find(context.Background(), Options{SkipLocal: true})
 		require.NoError(t, err)
 		fmt.Printf("%s%s %s\n", childPrefix, s.URL, s.Dir)
 		// Wait for the parent, then exit without Close.
 		_, err = os.Stdin.Read(make([]byte, 1))
 		require.Error(t, err, "stdin should reach EOF")
 	}
+}
+
+// fakeContainer is a ContainerStep that records its calls.
+type fakeContainer struct {
+	unavailable error
+	stops       int
+}
+
+func (f *fakeContainer) Available(context.Context) error { return f.unavailable }
+
+func (f *fakeContainer) Start(context.Context, *slog.Logger) (string, func() error, error) {
+	return machineURL, func() error { f.stops++; return nil }, nil
+}
+
+// TestContainerStep: Options.Container is the last step — taken when the
+// others are skipped, stopped once by Close — and an engine that is not
+// available is one of the reasons of the not-found error. Without the
+// step Find looks for no container at all.
+func TestContainerStep(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fake := &fakeContainer{}
+	s, err := Find(ctx, Options{SkipLocal: true, NoCluster: true, Container: fake})
+	require.NoError(t, err)
+	assert.Equal(t, SourceContainer, s.Source)
+	assert.Equal(t, machineURL, s.URL)
+	require.NoError(t, s.Close())
+	require.NoError(t, s.Close())
+	assert.Equal(t, 1, fake.stops, "Close stops the container once")
+
+	fake = &fakeContainer{unavailable: errors.New("no engine here")}
+	_, err = Find(ctx, Options{SkipLocal: true, NoCluster: true, Container: fake})
+	require.ErrorIs(t, err, ErrNotFound)
+	assert.Contains(t, err.Error(), "container: no engine here")
+
+	_, err = Find(ctx, Options{SkipLocal: true, NoCluster: true})
+	require.ErrorIs(t, err, ErrNotFound)
+	assert.NotContains(t, err.Error(), "container", "no container step was configured")
 }

@@ -43,6 +43,7 @@ import (
 	"github.com/mana-how/mana-auth/bootstrap"
 	"github.com/mana-how/mana-auth/grant/grantpg"
 	"github.com/mana-how/mana-auth/localpg"
+	"github.com/mana-how/mana-auth/localpg/container"
 	"github.com/mana-how/mana-auth/lockout"
 	"github.com/mana-how/mana-auth/manaauth"
 	"github.com/mana-how/mana-auth/mfa"
@@ -128,7 +129,7 @@ func setup(t testing.TB) *env {
 }
 
 func newEnv(ctx context.Context, t testing.TB) (*env, error) {
-	srv, err := localpg.Find(ctx, localpg.Options{EnvVar: "TEST_DATABASE_URL"})
+	srv, err := localpg.Find(ctx, localpg.Options{EnvVar: "TEST_DATABASE_URL", Container: container.Step{}})
 	if err != nil {
 		return nil, err
 	}

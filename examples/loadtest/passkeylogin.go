@@ -20,7 +20,8 @@ import (
 )
 
 const (
-	passkeysPath = "/api/v1/auth/passkeys"
+	// webauthnPrefix is where the passkey routes are mounted.
+	webauthnPrefix = "/api/v1/auth/passkeys"
 	// passkeyOptionsPerMinute is api.md's limit of the two options routes
 	// (registration and sign-in together) per client IP. The reference
 	// server has no setting for it, and MANA_AUTH_IP_RATE does not cover
@@ -84,7 +85,7 @@ type passkeySlot struct {
 // verify is followed by options, never by a second try of a challenge.
 func (s *passkeySlot) next() Call {
 	if s.challengeID == "" {
-		return Call{Kind: "options", Method: http.MethodPost, Path: passkeysPath + "/authenticate/options",
+		return Call{Kind: "options", Method: http.MethodPost, Path: webauthnPrefix + "/authenticate/options",
 			Body: []byte(`{}`), Want: http.StatusOK, After: s.takeOptions}
 	}
 	s.cred.Counter++
@@ -94,7 +95,7 @@ func (s *passkeySlot) next() Call {
 		panic(err) // a string and the authenticator's own JSON
 	}
 	s.challengeID, s.options = "", vw.AssertionOptions{}
-	return Call{Kind: "verify", Method: http.MethodPost, Path: passkeysPath + "/authenticate/verify",
+	return Call{Kind: "verify", Method: http.MethodPost, Path: webauthnPrefix + "/authenticate/verify",
 		Body: body, Want: http.StatusOK}
 }
 
@@ -130,11 +131,11 @@ func seedPasskeys(ctx context.Context, env *Env) ([]*passkeySlot, error) {
 	var capability struct {
 		Available bool `json:"available"`
 	}
-	if err := env.api.do(ctx, http.MethodGet, passkeysPath+"/capability", "", nil, http.StatusOK, &capability); err != nil {
+	if err := env.api.do(ctx, http.MethodGet, webauthnPrefix+"/capability", "", nil, http.StatusOK, &capability); err != nil {
 		return nil, err
 	}
 	if !capability.Available {
-		return nil, errors.New("the server has passkeys off (GET " + passkeysPath + "/capability: available false): it offers them when MANA_AUTH_BASE_URL is https, or http on localhost (the default on a loopback MANA_AUTH_ADDR)")
+		return nil, errors.New("the server has passkeys off (GET " + webauthnPrefix + "/capability: available false): it offers them when MANA_AUTH_BASE_URL is https, or http on localhost (the default on a loopback MANA_AUTH_ADDR)")
 	}
 	accts, err := env.Users(ctx)
 	if err != nil {
@@ -145,7 +146,7 @@ func seedPasskeys(ctx context.Context, env *Env) ([]*passkeySlot, error) {
 		return nil, err
 	}
 	fmt.Fprintf(env.status, "registering %d passkeys through POST %s/register/options and /register/verify (origin %s)\n",
-		env.slots, passkeysPath, origin)
+		env.slots, webauthnPrefix, origin)
 	if env.slots > passkeyOptionsPerMinute {
 		fmt.Fprintf(env.status, "the server answers %d passkey options a minute per IP: the registrations past them take %v each\n",
 			passkeyOptionsPerMinute, time.Minute/passkeyOptionsPerMinute)
@@ -174,7 +175,7 @@ func seedPasskeys(ctx context.Context, env *Env) ([]*passkeySlot, error) {
 func registerPasskey(ctx context.Context, a *api, bearer, origin, name string) (*passkeySlot, error) {
 	var c passkeyCeremony
 	for attempt := 1; ; attempt++ {
-		err := a.do(ctx, http.MethodPost, passkeysPath+"/register/options", bearer, nil, http.StatusOK, &c)
+		err := a.do(ctx, http.MethodPost, webauthnPrefix+"/register/options", bearer, nil, http.StatusOK, &c)
 		if err == nil {
 			break
 		}
@@ -190,7 +191,7 @@ func registerPasskey(ctx context.Context, a *api, bearer, origin, name string) (
 	}
 	o, err := vw.ParseAttestationOptions(string(c.Options))
 	if err != nil {
-		return nil, fmt.Errorf("POST %s/register/options: creation options: %w", passkeysPath, err)
+		return nil, fmt.Errorf("POST %s/register/options: creation options: %w", webauthnPrefix, err)
 	}
 	s := &passkeySlot{
 		rp:   vw.RelyingParty{ID: o.RelyingPartyID, Name: o.RelyingPartyName, Origin: origin},
@@ -198,7 +199,7 @@ func registerPasskey(ctx context.Context, a *api, bearer, origin, name string) (
 		cred: vw.NewCredentialWithImportedKey(vw.KeyTypeEC2, fullP256Key()),
 	}
 	credential := vw.CreateAttestationResponse(s.rp, s.auth, s.cred, *o)
-	if err := a.do(ctx, http.MethodPost, passkeysPath+"/register/verify", bearer,
+	if err := a.do(ctx, http.MethodPost, webauthnPrefix+"/register/verify", bearer,
 		map[string]any{"challengeId": c.ChallengeID, "credential": json.RawMessage(credential), "name": name},
 		http.StatusCreated, nil); err != nil {
 		return nil, err

@@ -90,7 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: loadtest -scenario NAME [flags]\n\nScenarios:\n")
 		for _, s := range scenarios() {
-			fmt.Fprintf(fs.Output(), "  %-10s %s\n", s.Name, s.Help)
+			fmt.Fprintf(fs.Output(), "  %-13s %s\n", s.Name, s.Help)
 		}
 		fmt.Fprintf(fs.Output(), "\nThe server must run with MANA_AUTH_REQUIRE_EMAIL_VERIFICATION=false and MANA_AUTH_IP_RATE=0.\n\nFlags:\n")
 		fs.PrintDefaults()

@@ -66,6 +66,7 @@ func scenarios() []Scenario {
 		refreshScenario(),
 		vaultKeyScenario(),
 		mixedScenario(),
+		passkeyLoginScenario(),
 	}
 }
 

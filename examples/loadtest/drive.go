@@ -208,7 +208,10 @@ func (d *driver) runOpen(ctx context.Context, rate, slots int, warmup, dur time.
 	start := time.Now()
 	measureFrom := start.Add(warmup)
 	for res := range atk.Attack(o.target(ctx), vegeta.Rate{Freq: rate, Per: time.Second}, warmup+dur, "loadtest") {
-		intended := start.Add(time.Duration(res.Seq) * period) // #nosec G115 -- Seq numbers the requests of one run, far below 2^63
+		// vegeta's constant pacer sends request n (from 0) at (n+1)
+		// periods after the attack begins, not at n periods: counting from
+		// n would add one period to every latency (250 ms at -rate 4).
+		intended := start.Add(time.Duration(res.Seq+1) * period) // #nosec G115 -- Seq numbers the requests of one run, far below 2^63
 		m, _ := o.meta.LoadAndDelete(res.Seq)
 		meta, ok := m.(callMeta)
 		if intended.Before(measureFrom) {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"syscall"
 	"testing"
 	"time"
@@ -183,4 +185,24 @@ func TestEnvelopeOf(t *testing.T) {
 		envelopeOf([]byte(`{"error":{"code":"ACCOUNT_LOCKED","message":"locked","remainingSeconds":3}}`)))
 	assert.Equal(t, "-", envelopeOf([]byte(`<html>`)).Code)
 	assert.Equal(t, "-", envelopeOf(nil).Code)
+}
+
+// TestOpenLoopLatencyCountsFromTheIntendedSend: against a server that
+// answers at once, an open loop at 10/s measures latencies far below one
+// period (100 ms). vegeta sends request n at (n+1) periods; counting from
+// n periods (as the harness once did) adds a whole period to every
+// latency, and this test then sees p50 ≥ 100 ms.
+func TestOpenLoopLatencyCountsFromTheIntendedSend(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	rec := newRecorder()
+	d := &driver{base: srv.URL, hc: srv.Client(), rec: rec, src: SourceFunc(func(int) Call {
+		return Call{Kind: "x", Method: http.MethodGet, Path: "/", Want: http.StatusNoContent}
+	})}
+	measured := d.runOpen(t.Context(), 10, 2, 0, 2*time.Second)
+	s := rec.summary(measured)
+	require.GreaterOrEqual(t, s.ok, int64(15), "the open loop sent about 20 requests")
+	assert.Less(t, s.all.P50, 50.0, "p50 %.1f ms: latency counted from before the intended send", s.all.P50)
 }

@@ -8,7 +8,8 @@
 //
 // It seeds its own users through the API, so the server must run with
 // MANA_AUTH_REQUIRE_EMAIL_VERIFICATION=false (register then answers with
-// tokens) and MANA_AUTH_IP_RATE=0 (every request comes from one IP). It
+// tokens) and MANA_AUTH_IP_RATE=0 (every request comes from one IP; for
+// passkey-login also MANA_AUTH_PASSKEY_OPTIONS_RATE=0). It
 // loads only loopback targets unless -allow-host names the target's host.
 //
 //	loadtest -scenario login -c 8 -d 20s -pid $(pgrep -n server)
@@ -92,7 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		for _, s := range scenarios() {
 			fmt.Fprintf(fs.Output(), "  %-13s %s\n", s.Name, s.Help)
 		}
-		fmt.Fprintf(fs.Output(), "\nThe server must run with MANA_AUTH_REQUIRE_EMAIL_VERIFICATION=false and MANA_AUTH_IP_RATE=0.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "\nThe server must run with MANA_AUTH_REQUIRE_EMAIL_VERIFICATION=false and MANA_AUTH_IP_RATE=0 (and, for passkey-login, MANA_AUTH_PASSKEY_OPTIONS_RATE=0).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

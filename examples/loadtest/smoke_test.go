@@ -83,6 +83,7 @@ func startRefServer(t *testing.T, db *testutil.Database) *refServer {
 		"MANA_AUTH_STATE_DIR=" + t.TempDir(),
 		"MANA_AUTH_REQUIRE_EMAIL_VERIFICATION=false",
 		"MANA_AUTH_IP_RATE=0",
+		"MANA_AUTH_PASSKEY_OPTIONS_RATE=0",
 	}
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
@@ -173,12 +174,6 @@ func smokeEveryScenario(t *testing.T, srv *refServer) {
 		t.Run(sc.Name, func(t *testing.T) {
 			args := []string{"-url", srv.url, "-scenario", sc.Name, "-c", "2", "-users", "2",
 				"-d", "3s", "-warmup", "300ms", "-bound", "300ms", "-progress", "1s", "-pid", strconv.Itoa(srv.pid)}
-			if sc.Name == "passkey-login" {
-				// The server answers 20 passkey options a minute per
-				// IP, whatever its settings: an open loop of 4/s stays
-				// below (2 registrations, about 7 sign-in options).
-				args = append(args, "-rate", "4")
-			}
 			code, rep, stderr := runJSON(t, args...)
 			require.Equal(t, exitOK, code, "exit code; stderr:\n%s\nserver:\n%s", stderr, srv.logs)
 			assert.Zero(t, rep.Errors, "failures: %+v", rep.Failures)

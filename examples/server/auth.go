@@ -385,6 +385,12 @@ func (a *authStack) newLimiter(ctx context.Context, cfg Config, rate lockout.Rat
 	return lockout.NewRedisLimiter(lockout.RedisConfig{Client: a.redis, Rate: rate, Prefix: prefix})
 }
 
+// unlimited is a lockout.Limiter that allows everything: the passkey
+// options routes with MANA_AUTH_PASSKEY_OPTIONS_RATE=0 (load tests).
+type unlimited struct{}
+
+func (unlimited) Allow(context.Context, string) (bool, time.Duration, error) { return true, 0, nil }
+
 // newPasskeys builds the passkey service and its handler. Passkeys are on
 // whenever MANA_AUTH_BASE_URL is a context browsers offer WebAuthn in —
 // https, or http on localhost — with the RP ID of WEBAUTHN_RP_ID (default
@@ -401,7 +407,10 @@ func (a *authStack) newPasskeys(ctx context.Context, cfg Config, pool *pgxpool.P
 			return err
 		}
 		var limits passkey.Limits
-		if limits.Options, err = a.newLimiter(ctx, cfg, passkey.OptionsRate, "mana-auth:rl:passkey-options:"); err != nil {
+		if r := cfg.PasskeyOptionsRate; r.Limit == 0 {
+			limits.Options = unlimited{}
+			logger.Warn("passkey options routes not rate limited (MANA_AUTH_PASSKEY_OPTIONS_RATE=0)")
+		} else if limits.Options, err = a.newLimiter(ctx, cfg, lockout.Rate{Limit: r.Limit, Period: r.Period}, "mana-auth:rl:passkey-options:"); err != nil {
 			return err
 		}
 		if limits.Failures, err = a.newLimiter(ctx, cfg, passkey.FailureRate, "mana-auth:rl:passkey-failures:"); err != nil {

@@ -29,6 +29,7 @@ type Config struct {
 	DatabaseURL        string // "" in development: find or start a local PostgreSQL
 	MigrateDatabaseURL string
 	IPRate             Rate // zero Limit: disabled
+	PasskeyOptionsRate Rate // per-IP limit of the passkey options routes; zero Limit: disabled
 	TrustedProxies     []netip.Prefix
 	CORSOrigins        []string       // MANA_AUTH_CORS_ORIGINS: origins allowed to call with credentials
 	Keys               *vault.KeyRing // MANA_AUTH_KEK or MANA_AUTH_KEKS; development: 32 zero bytes
@@ -146,6 +147,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		bad("MANA_AUTH_IP_RATE", "%v", err)
 	}
 	c.IPRate = rate
+	if c.PasskeyOptionsRate, err = parseRate(get("MANA_AUTH_PASSKEY_OPTIONS_RATE", "20/min")); err != nil {
+		bad("MANA_AUTH_PASSKEY_OPTIONS_RATE", "%v", err)
+	}
 
 	if v := get("MANA_AUTH_TRUSTED_PROXIES", ""); v != "" {
 		p, err := web.ParsePrefixes(v)

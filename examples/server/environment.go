@@ -27,6 +27,7 @@ var environment = []envVar{
 	{"DATABASE_URL", "local PostgreSQL, started if need be", "runtime connection (the runtime role in production); may go through PgBouncer in transaction mode. pgx URL parameters apply: `pool_max_conns` (pool size; default 16 connections, opened on demand; see [docs/capacity.md](docs/capacity.md)), `default_query_exec_mode` (default `cache_describe`, safe behind any pooler; see [docs/deploy.md](docs/deploy.md))"},
 	{"MIGRATE_DATABASE_URL", "`DATABASE_URL`", "owner connection for migrations; must be direct (or session pooling): the migrations hold an advisory lock"},
 	{"MANA_AUTH_IP_RATE", "`300/min`", "per-IP limit over the credential endpoints (`N/s`, `N/min`, `N/h`); `0` disables"},
+	{"MANA_AUTH_PASSKEY_OPTIONS_RATE", "`20/min`", "per-IP limit over the two passkey options routes (registration and sign-in), as `MANA_AUTH_IP_RATE`; `0` disables (load tests only)"},
 	{"MANA_AUTH_TRUSTED_PROXIES", "none", "comma-separated CIDRs or IPs whose `X-Forwarded-For` is believed"},
 	{"MANA_AUTH_CORS_ORIGINS", "none", "comma-separated origins (`https://app.example.com`) whose pages may call the API with credentials (CORS, preflights answered) and make cookie-authenticated calls; `*` is refused"},
 	{"MANA_AUTH_KEK", "dev: 32 zero bytes (id `dev`) + warning", "base64 of the 32-byte vault key-encryption key (id `1`)"},

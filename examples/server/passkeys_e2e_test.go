@@ -130,6 +130,7 @@ func (f *e2eServer) passkeys(bearer reqOpt, path string) []e2ePasskey {
 
 func e2ePasskeys(t *testing.T, f *e2eServer) {
 	e2ePasskeysOff(t, newE2EServer(t, f.cov, e2eSetup{}))
+	e2ePasskeyOptionsRate(t, f)
 
 	assert.JSONEq(t, `{"available":true}`, string(f.expect(200, "GET", passkeysPath("/capability"), nil).body))
 	f.signup("pia@example.test", e2ePass1)
@@ -245,4 +246,25 @@ func e2ePasskeysOff(t *testing.T, off *e2eServer) {
 	off.expectCode(404, "NOT_FOUND", "POST", passkeysPath("/authenticate/options"), nil)
 	off.expectCode(404, "NOT_FOUND", "POST", passkeysPath("/authenticate/verify"), map[string]any{})
 	off.expectCode(404, "NOT_FOUND", "GET", passkeysPrefix, nil)
+}
+
+// e2ePasskeyOptionsRate: MANA_AUTH_PASSKEY_OPTIONS_RATE reaches the
+// options limiter — at 2/min the third options call of an IP is 429 with
+// Retry-After; at 0 (load tests) 25 calls in a row pass, where the default
+// 20/min would refuse the 21st.
+func e2ePasskeyOptionsRate(t *testing.T, f *e2eServer) {
+	env := func(rate string) e2eSetup {
+		return e2eSetup{env: map[string]string{"MANA_AUTH_BASE_URL": e2eSecureBaseURL, "MANA_AUTH_PASSKEY_OPTIONS_RATE": rate}}
+	}
+	two := newE2EServer(t, f.cov, env("2/min"))
+	for range 2 {
+		two.expect(200, "POST", passkeysPath("/authenticate/options"), nil)
+	}
+	r := two.expectCode(429, "RATE_LIMITED", "POST", passkeysPath("/authenticate/options"), nil)
+	assert.NotZero(t, r.RemainingSeconds, "the refusal says when to retry")
+
+	off := newE2EServer(t, f.cov, env("0"))
+	for range 25 {
+		off.expect(200, "POST", passkeysPath("/authenticate/options"), nil)
+	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/mana-how/mana-auth/internal/testutil"
 	"github.com/mana-how/mana-auth/migrate"
+	"github.com/mana-how/mana-auth/passkey"
 	"github.com/mana-how/mana-auth/token"
 	"github.com/mana-how/mana-auth/web"
 )
@@ -257,6 +258,7 @@ func TestLoadConfigNamesTheBadVariable(t *testing.T) {
 		{"rp id below the host", map[string]string{"MANA_AUTH_BASE_URL": "https://example.com", "WEBAUTHN_RP_ID": "auth.example.com"}, "WEBAUTHN_RP_ID"},
 		{"bad rate", map[string]string{"MANA_AUTH_IP_RATE": "lots"}, "MANA_AUTH_IP_RATE"},
 		{"bad rate unit", map[string]string{"MANA_AUTH_IP_RATE": "5/week"}, "MANA_AUTH_IP_RATE"},
+		{"bad passkey options rate", map[string]string{"MANA_AUTH_PASSKEY_OPTIONS_RATE": "-3/min"}, "MANA_AUTH_PASSKEY_OPTIONS_RATE"},
 		{"bad proxies", map[string]string{"MANA_AUTH_TRUSTED_PROXIES": "10.0.0.0/8,nonsense"}, "MANA_AUTH_TRUSTED_PROXIES"},
 		{"short kek", map[string]string{"MANA_AUTH_KEK": "AAAA"}, "MANA_AUTH_KEK"},
 		{"bad signups", map[string]string{"MAX_DAILY_SIGNUPS": "-1"}, "MAX_DAILY_SIGNUPS"},
@@ -303,6 +305,8 @@ func TestLoadConfigNamesTheBadVariable(t *testing.T) {
 	require.NoError(t, err, "a parent domain of the host is a valid RP ID")
 	assert.Equal(t, "example.com", cfg.RPID)
 	assert.Equal(t, Rate{Limit: 300, Period: time.Minute}, cfg.IPRate)
+	assert.Equal(t, Rate{Limit: passkey.OptionsRate.Limit, Period: passkey.OptionsRate.Period}, cfg.PasskeyOptionsRate,
+		"the passkey options limit defaults to the passkey package's rate")
 	assert.True(t, cfg.RequireEmailVerify)
 	assert.Equal(t, "m=19456,t=2,p=1", cfg.Argon2id.String(), "the password package's defaults")
 

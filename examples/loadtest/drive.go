@@ -20,6 +20,9 @@ type driver struct {
 	hc   *http.Client
 	src  Source
 	rec  *Recorder
+	// retryAfter: in the closed loop a worker waits out an answer's
+	// Retry-After before its next call.
+	retryAfter bool
 }
 
 // header builds the request headers of c.
@@ -52,7 +55,11 @@ func (d *driver) do(ctx context.Context, slot int) answer {
 	start := time.Now()
 	resp, err := d.hc.Do(req)
 	if err == nil {
-		a.Status, a.RetryAfter = resp.StatusCode, resp.Header.Get("Retry-After") != ""
+		ra := resp.Header.Get("Retry-After")
+		a.Status, a.RetryAfter = resp.StatusCode, ra != ""
+		if secs, err := strconv.Atoi(ra); err == nil && secs > 0 {
+			a.RetryWait = time.Duration(secs) * time.Second
+		}
 		a.Body, err = io.ReadAll(resp.Body)
 		if cerr := resp.Body.Close(); err == nil {
 			err = cerr
@@ -87,7 +94,16 @@ func (d *driver) runClosed(ctx context.Context, workers int, warmup, dur time.Du
 	for w := range workers {
 		wg.Go(func() {
 			for ctx.Err() == nil && time.Now().Before(end) {
-				d.rec.Record(d.do(ctx, w))
+				a := d.do(ctx, w)
+				d.rec.Record(a)
+				if d.retryAfter && a.RetryWait > 0 {
+					pause := time.NewTimer(min(a.RetryWait, time.Until(end)))
+					select {
+					case <-pause.C:
+					case <-ctx.Done():
+						pause.Stop()
+					}
+				}
 			}
 		})
 	}

@@ -66,6 +66,7 @@ func TestBadFlagsAreUsageErrorsNamingTheFlag(t *testing.T) {
 		{[]string{"-scenario", "login", "-d", "0s"}, "-d 0s"},
 		{[]string{"-scenario", "login", "-rate", "-1"}, "-rate -1"},
 		{[]string{"-scenario", "login", "-users", "-3"}, "-users -3"},
+		{[]string{"-scenario", "login", "-retry-after", "-rate", "5"}, "-retry-after: closed loop only"},
 		{[]string{"-scenario", "login", "-timeout", "0s"}, "-timeout 0s"},
 		{[]string{"-scenario", "login", "-seed-c", "0"}, "-seed-c 0"},
 		{[]string{"-scenario", "login", "-url", "http://192.0.2.1"}, "not loopback"},
@@ -205,4 +206,33 @@ func TestOpenLoopLatencyCountsFromTheIntendedSend(t *testing.T) {
 	s := rec.summary(measured)
 	require.GreaterOrEqual(t, s.ok, int64(15), "the open loop sent about 20 requests")
 	assert.Less(t, s.all.P50, 50.0, "p50 %.1f ms: latency counted from before the intended send", s.all.P50)
+}
+
+// TestClosedLoopHonorsRetryAfterWhenAsked: against a server that sheds
+// everything with Retry-After: 1, two workers honoring it send about one
+// call per second each; without -retry-after they call again at once
+// (hundreds of calls). A worker that ignored RetryWait would make the
+// first count as large as the second.
+func TestClosedLoopHonorsRetryAfterWhenAsked(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, err := w.Write([]byte(`{"error":{"code":"SERVICE_UNAVAILABLE","message":"busy"}}`))
+		assert.NoError(t, err)
+	}))
+	t.Cleanup(srv.Close)
+	count := func(retry bool) int64 {
+		rec := newRecorder()
+		d := &driver{base: srv.URL, hc: srv.Client(), rec: rec, retryAfter: retry, src: SourceFunc(func(int) Call {
+			return Call{Kind: "x", Method: http.MethodPost, Path: "/", Want: http.StatusOK}
+		})}
+		measured := d.runClosed(t.Context(), 2, 0, 1500*time.Millisecond)
+		s := rec.summary(measured)
+		assert.Equal(t, s.requests, s.shed, "every answer is a shed 503 with Retry-After")
+		return s.requests
+	}
+	polite, eager := count(true), count(false)
+	assert.LessOrEqual(t, polite, int64(6), "workers honoring Retry-After: 1 for 1.5 s")
+	assert.Greater(t, eager, int64(50), "workers calling again at once")
 }

@@ -67,6 +67,7 @@ type config struct {
 	bound     time.Duration
 	timeout   time.Duration
 	seedC     int
+	retry     bool // closed loop: a worker waits out Retry-After
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -80,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		d         = fs.Duration("d", 10*time.Second, "measured duration")
 		warmup    = fs.Duration("warmup", time.Second, "load before the measured duration, not recorded")
 		rate      = fs.Int("rate", 0, "open loop: requests per second (0: closed loop)")
+		retry     = fs.Bool("retry-after", false, "closed loop: a worker whose answer carries Retry-After waits that long before its next call, as a well-behaved client does (default: it calls again at once, the worst case)")
 		users     = fs.Int("users", 0, "users to seed (0: as many as -c, at most 64)")
 		pid       = fs.Int("pid", 0, "the server's process id, to read its memory from /proc (default: its /metrics)")
 		jsonOut   = fs.Bool("json", false, "print the report as JSON")
@@ -105,7 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		bad("unexpected argument %q (flags come as -name value)", fs.Arg(0))
 	}
 	cfg := config{c: *c, d: *d, warmup: *warmup, rate: *rate, users: *users, pid: *pid, json: *jsonOut,
-		progress: *progress, bound: *bound, timeout: *timeout, seedC: *seedC}
+		progress: *progress, bound: *bound, timeout: *timeout, seedC: *seedC, retry: *retry}
 	sc, err := lookupScenario(*name)
 	if err != nil {
 		errs = append(errs, err)
@@ -128,6 +130,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.rate < 0 {
 		bad("-rate %d: must not be negative (0: closed loop)", cfg.rate)
+	}
+	if cfg.retry && cfg.rate > 0 {
+		bad("-retry-after: closed loop only (an open loop sends at its rate whatever the answers)")
 	}
 	if cfg.users < 0 {
 		bad("-users %d: must not be negative", cfg.users)
@@ -310,10 +315,13 @@ func load(ctx context.Context, cfg config, status io.Writer) (*Report, error) {
 	}
 
 	rec := newRecorder()
-	d := &driver{base: base, hc: hc, src: src, rec: rec}
+	d := &driver{base: base, hc: hc, src: src, rec: rec, retryAfter: cfg.retry}
 	sampler := probe.sample(ctx, 250*time.Millisecond)
 	stopProgress := startProgress(ctx, status, rec, cfg)
 	mode := fmt.Sprintf("closed loop, %d workers", cfg.c)
+	if cfg.retry {
+		mode += " honoring Retry-After"
+	}
 	if cfg.rate > 0 {
 		mode = fmt.Sprintf("open loop, %d/s, %d slots", cfg.rate, cfg.c)
 	}

@@ -32,7 +32,8 @@ type answer struct {
 	Want       int
 	Status     int // 0: failed in transport
 	Body       []byte
-	RetryAfter bool // the answer carried Retry-After
+	RetryAfter bool          // the answer carried Retry-After
+	RetryWait  time.Duration // its value, when in whole seconds
 	Err        error
 	Latency    time.Duration
 }

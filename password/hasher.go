@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,7 +47,8 @@ type HasherConfig struct {
 	// cores add memory and latency, not throughput. Each running
 	// computation owns its working memory (Params.Memory) and keeps it for
 	// the next one, so the hasher's memory is MaxConcurrent*Params.Memory
-	// however many logins arrive together, and it allocates none per call.
+	// however many logins arrive together, and it allocates none per call
+	// while it is busy (see KeepMemory for when it is idle).
 	MaxConcurrent int
 	// MaxQueue bounds the calls that wait for a slot. A call that finds
 	// every slot busy and MaxQueue calls already waiting is shed at once
@@ -62,6 +64,13 @@ type HasherConfig struct {
 	MaxWait time.Duration
 	// Rand is the source of salts. Default crypto/rand.Reader.
 	Rand io.Reader
+	// KeepMemory is how long the slots keep their working memory once the
+	// hasher has no computation left: after that long without one, every
+	// free slot drops its memory for the collector to return, so a server
+	// that signed people in an hour ago holds no argon2id blocks; the next
+	// computation of each slot allocates its block again. Default one
+	// minute; negative: kept for the hasher's lifetime.
+	KeepMemory time.Duration
 }
 
 // Hasher hashes and verifies passwords with argon2id in PHC string form,
@@ -75,6 +84,13 @@ type Hasher struct {
 	rand     io.Reader
 	dummy    string // a hash of a random password, made with params by NewHasher
 
+	all         []*pwSlot     // every slot, free or held, for dropping idle memory
+	keep        time.Duration // KeepMemory; negative: forever
+	lastRelease atomic.Int64  // unix nanoseconds of the last computation's end
+	dropArmed   atomic.Bool   // dropTimer is set to fire
+	dropTimer   *time.Timer   // drops the free slots' memory after keep without computations
+	dropped     atomic.Uint64 // blocks dropped after idling
+
 	waiting  atomic.Int64  // calls waiting for a slot now
 	shed     atomic.Uint64 // calls refused because the queue was full
 	timedOut atomic.Uint64 // calls that waited MaxWait in vain
@@ -86,8 +102,10 @@ type Hasher struct {
 }
 
 // pwSlot is the right to run one computation, with the working memory
-// that computation uses and leaves for the next.
+// that computation uses and leaves for the next. Its holder locks mu for
+// the computation; dropping idle memory only takes slots whose mu is free.
 type pwSlot struct {
+	mu  sync.Mutex
 	mem argon2.Memory
 }
 
@@ -99,6 +117,7 @@ const (
 	pwDefaultKeyLen  = 32
 	pwDefaultMaxWait = 5 * time.Second
 	pwQueuePerSlot   = 4 // default MaxQueue per slot
+	pwDefaultKeep    = time.Minute
 
 	// Sanity bounds for configured and stored parameters. A stored hash
 	// outside them is treated as corrupt, so a damaged row cannot make one
@@ -169,6 +188,10 @@ func NewHasher(cfg HasherConfig) (*Hasher, error) {
 	if cfg.MaxWait < 0 {
 		return nil, fmt.Errorf("password: hasher config: MaxWait %v is negative", cfg.MaxWait)
 	}
+	keep := cfg.KeepMemory
+	if keep == 0 {
+		keep = pwDefaultKeep
+	}
 	wait := cfg.MaxWait
 	if wait == 0 {
 		wait = pwDefaultMaxWait
@@ -184,9 +207,16 @@ func NewHasher(cfg HasherConfig) (*Hasher, error) {
 		maxWait:  wait,
 		rand:     r,
 		derive:   pwArgon2id,
+		keep:     keep,
 	}
 	for range n {
-		h.slots <- &pwSlot{}
+		s := &pwSlot{}
+		h.all = append(h.all, s)
+		h.slots <- s
+	}
+	if keep > 0 {
+		h.dropTimer = time.AfterFunc(keep, h.pwDropIdle)
+		h.dropTimer.Stop()
 	}
 	secret := make([]byte, 32)
 	if _, err := io.ReadFull(r, secret); err != nil {
@@ -231,7 +261,8 @@ func (c HasherConfig) pwBounds() (p Params, slots, queue int, err error) {
 
 // WorkingMemory is the most argon2id working memory, in bytes, a Hasher
 // made from c now holds: one Params.Memory per slot, allocated at the
-// first computation in each slot and kept. A host sizing a memory limit
+// first computation in each slot and kept while computations follow
+// (HasherConfig.KeepMemory). A host sizing a memory limit
 // (GOMEMLIMIT) adds it to what the rest of the process needs. It is 0 for
 // a configuration NewHasher refuses.
 func (c HasherConfig) WorkingMemory() int64 {
@@ -331,6 +362,7 @@ type HasherStats struct {
 	Shed          uint64 // calls refused at once because the queue was full
 	TimedOut      uint64 // calls that waited MaxWait for a slot in vain
 	Computed      uint64 // argon2id computations done (Hash, Verify and DummyVerify each do one)
+	Dropped       uint64 // working memory blocks dropped after KeepMemory without computations
 }
 
 // Stats returns h's counters now.
@@ -343,6 +375,7 @@ func (h *Hasher) Stats() HasherStats {
 		Shed:          h.shed.Load(),
 		TimedOut:      h.timedOut.Load(),
 		Computed:      h.computed.Load(),
+		Dropped:       h.dropped.Load(),
 	}
 }
 
@@ -355,6 +388,7 @@ func (h *Hasher) pwAcquire(ctx context.Context) (*pwSlot, error) {
 	}
 	select {
 	case s := <-h.slots:
+		s.mu.Lock()
 		return s, nil
 	default:
 	}
@@ -368,6 +402,7 @@ func (h *Hasher) pwAcquire(ctx context.Context) (*pwSlot, error) {
 	defer timer.Stop()
 	select {
 	case s := <-h.slots:
+		s.mu.Lock()
 		return s, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -389,7 +424,42 @@ func (h *Hasher) pwBusy(cause error) error {
 	}
 }
 
-func (h *Hasher) pwRelease(s *pwSlot) { h.slots <- s }
+// pwRelease gives s back and, when memory is dropped after idling,
+// makes sure the drop is scheduled.
+func (h *Hasher) pwRelease(s *pwSlot) {
+	s.mu.Unlock()
+	if h.dropTimer != nil {
+		h.lastRelease.Store(time.Now().UnixNano())
+		if h.dropArmed.CompareAndSwap(false, true) {
+			h.dropTimer.Reset(h.keep)
+		}
+	}
+	h.slots <- s
+}
+
+// pwDropIdle runs on dropTimer: when no computation has ended for h.keep,
+// every slot not held drops its working memory; otherwise it looks again
+// when h.keep will have passed since the last one. The timer is disarmed
+// before the slots are visited, so a computation ending meanwhile arms it
+// again and its slot is dropped in turn.
+func (h *Hasher) pwDropIdle() {
+	idle := time.Since(time.Unix(0, h.lastRelease.Load()))
+	if idle < h.keep {
+		h.dropTimer.Reset(h.keep - idle)
+		return
+	}
+	h.dropArmed.Store(false)
+	for _, s := range h.all {
+		if !s.mu.TryLock() {
+			continue // computing: its release arms the timer again
+		}
+		if s.mem.Size() > 0 {
+			s.mem = argon2.Memory{}
+			h.dropped.Add(1)
+		}
+		s.mu.Unlock()
+	}
+}
 
 // pwMemory is the working memory of a computation with p in slot: the
 // slot's own, which grows once to h's parameters and is reused after that;

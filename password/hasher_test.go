@@ -62,6 +62,7 @@ func TestHasherDefaults(t *testing.T) {
 	assert.Equal(t, Params{Memory: 19 * 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}, h.params)
 	assert.Equal(t, runtime.GOMAXPROCS(0), cap(h.slots), "MaxConcurrent default")
 	assert.Equal(t, 5*time.Second, h.maxWait, "MaxWait default")
+	assert.Equal(t, time.Minute, h.keep, "KeepMemory default")
 
 	phc, err := h.Hash(t.Context(), "a long and unusual passphrase")
 	require.NoError(t, err)
@@ -729,4 +730,57 @@ func TestHasherWorkingMemory(t *testing.T) {
 		defer func() { h.slots <- s }()
 	}
 	assert.LessOrEqual(t, held, cfg.WorkingMemory())
+}
+
+// pwHeld is the working memory, in KiB, the slots of h hold now. It locks
+// each slot as a computation does, so it waits for running ones.
+func pwHeld(h *Hasher) uint32 {
+	var held uint32
+	for _, s := range h.all {
+		s.mu.Lock()
+		held += s.mem.Size()
+		s.mu.Unlock()
+	}
+	return held
+}
+
+// TestHasherDropsMemoryWhenIdle: after KeepMemory without computations the
+// slots drop their working memory (an idle server holds no argon2id
+// blocks), the next computation allocates its block again, and a negative
+// KeepMemory keeps the blocks. Without the drop the first check fails with
+// both slots still holding 1024 KiB; a drop that took a slot in use would
+// be reported by -race (the flood runs with a 1 ms KeepMemory).
+func TestHasherDropsMemoryWhenIdle(t *testing.T) {
+	t.Parallel()
+	params := Params{Memory: 1024, Time: 1}
+	h := pwTestHasher(t, HasherConfig{Params: params, MaxConcurrent: 2, KeepMemory: 50 * time.Millisecond})
+	ok, busy := pwFlood(t, h, 2)
+	require.Equal(t, 2, ok+busy)
+	require.NotZero(t, pwHeld(h), "the computations allocated their blocks")
+	require.Eventually(t, func() bool { return pwHeld(h) == 0 }, 10*time.Second, 10*time.Millisecond,
+		"the slots still hold their memory after KeepMemory without computations")
+	assert.NotZero(t, h.Stats().Dropped)
+
+	phc, err := h.Hash(t.Context(), "after the idle time")
+	require.NoError(t, err)
+	ok2, _, err := h.Verify(t.Context(), "after the idle time", phc)
+	require.NoError(t, err)
+	assert.True(t, ok2)
+
+	kept := pwTestHasher(t, HasherConfig{Params: params, MaxConcurrent: 1, KeepMemory: -1})
+	_, err = kept.Hash(t.Context(), "kept for good")
+	require.NoError(t, err)
+	time.Sleep(100 * time.Millisecond)
+	assert.Equal(t, params.Memory, pwHeld(kept), "KeepMemory < 0 keeps the block")
+	assert.Zero(t, kept.Stats().Dropped)
+
+	busyHasher := pwTestHasher(t, HasherConfig{Params: params, MaxConcurrent: 2, KeepMemory: time.Millisecond})
+	for range 5 {
+		pwFlood(t, busyHasher, 8)
+	}
+	phc, err = busyHasher.Hash(t.Context(), "still right")
+	require.NoError(t, err)
+	ok3, _, err := busyHasher.Verify(t.Context(), "still right", phc)
+	require.NoError(t, err)
+	assert.True(t, ok3, "computations racing with the drops still verify")
 }

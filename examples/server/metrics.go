@@ -134,11 +134,13 @@ var (
 		"Calls refused with 503 after waiting the longest allowed for a slot.", nil, nil)
 	hasherComputedDesc = prometheus.NewDesc("mana_auth_password_hashes_total",
 		"Password hash computations done (hashing, verifying, and the dummy verification of unknown accounts).", nil, nil)
+	hasherDroppedDesc = prometheus.NewDesc("mana_auth_password_hash_memory_dropped_total",
+		"Hash slots' working memory blocks dropped after a minute without computations (allocated again by the next one).", nil, nil)
 )
 
 func (c hasherCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{hasherSlotsDesc, hasherQueueDesc, hasherRunningDesc, hasherWaitingDesc,
-		hasherShedDesc, hasherTimedOutDesc, hasherComputedDesc} {
+		hasherShedDesc, hasherTimedOutDesc, hasherComputedDesc, hasherDroppedDesc} {
 		ch <- d
 	}
 }
@@ -153,4 +155,5 @@ func (c hasherCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(hasherShedDesc, prometheus.CounterValue, float64(s.Shed))
 	ch <- prometheus.MustNewConstMetric(hasherTimedOutDesc, prometheus.CounterValue, float64(s.TimedOut))
 	ch <- prometheus.MustNewConstMetric(hasherComputedDesc, prometheus.CounterValue, float64(s.Computed))
+	ch <- prometheus.MustNewConstMetric(hasherDroppedDesc, prometheus.CounterValue, float64(s.Dropped))
 }

@@ -28,23 +28,8 @@ import (
 //
 // Errors: SERVICE_UNAVAILABLE.
 func UnknownKEKs(ctx context.Context, pool *pgxpool.Pool, keys vault.KeyWrapper) (map[string]int64, error) {
-	holder, ok := keys.(vault.KEKHolder)
-	if !ok {
-		return nil, nil
-	}
-	rows, err := pool.Query(ctx, `SELECT kek_id, factors FROM auth.mfa_factor_kek_ids()`)
+	unknown, err := vault.CountUnknownKEKs(ctx, pool, keys, `SELECT kek_id, factors FROM auth.mfa_factor_kek_ids()`)
 	if err != nil {
-		return nil, fmt.Errorf("mfa: KEK inventory: %w", err)
-	}
-	unknown := map[string]int64{}
-	var id string
-	var n int64
-	if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error {
-		if !holder.Has(id) {
-			unknown[id] = n
-		}
-		return nil
-	}); err != nil {
 		return nil, fmt.Errorf("mfa: KEK inventory: %w", err)
 	}
 	return unknown, nil

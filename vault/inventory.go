@@ -25,13 +25,32 @@ type KEKHolder interface {
 //
 // Errors: SERVICE_UNAVAILABLE when the database cannot be read.
 func (s *Service) UnknownKEKs(ctx context.Context) (map[string]int64, error) {
-	holder, ok := s.keys.(KEKHolder)
+	unknown, err := CountUnknownKEKs(ctx, s.pool, s.keys, `SELECT kek_id, vaults FROM auth.encryption_vault_kek_ids()`)
+	if err != nil {
+		return nil, fmt.Errorf("vault: KEK inventory: %w", err)
+	}
+	return unknown, nil
+}
+
+// Rows is what CountUnknownKEKs reads through: a pool, a connection or a
+// transaction.
+type Rows interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// CountUnknownKEKs runs query, which returns (kek_id text, count bigint)
+// rows, and keeps the counts of the ids keys do not hold — the inventory
+// behind Service.UnknownKEKs, shared with the other packages that seal
+// data under the KEK ring (mfa's TOTP secrets). It returns nil when keys
+// cannot tell (it does not implement KEKHolder).
+func CountUnknownKEKs(ctx context.Context, db Rows, keys KeyWrapper, query string) (map[string]int64, error) {
+	holder, ok := keys.(KEKHolder)
 	if !ok {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT kek_id, vaults FROM auth.encryption_vault_kek_ids()`)
+	rows, err := db.Query(ctx, query)
 	if err != nil {
-		return nil, fmt.Errorf("vault: KEK inventory: %w", err)
+		return nil, err
 	}
 	unknown := map[string]int64{}
 	var id string
@@ -42,7 +61,7 @@ func (s *Service) UnknownKEKs(ctx context.Context) (map[string]int64, error) {
 		}
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("vault: KEK inventory: %w", err)
+		return nil, err
 	}
 	return unknown, nil
 }

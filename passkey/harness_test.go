@@ -7,10 +7,7 @@ package passkey_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -25,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mana-how/mana-auth/internal/authtest"
+	"github.com/mana-how/mana-auth/internal/passkeytest"
 	"github.com/mana-how/mana-auth/internal/testutil"
 	"github.com/mana-how/mana-auth/mail"
 	"github.com/mana-how/mana-auth/manaauth"
@@ -187,30 +185,7 @@ func newSoftKey(userID uuid.UUID) *softKey {
 // refuses a COSE EC2 key whose x or y is shorter than the field (RFC 9053
 // 7.1.1): about one key in 128 would fail a registration at random.
 func newCredential() vw.Credential {
-	return vw.NewCredentialWithImportedKey(vw.KeyTypeEC2, fullP256Key())
-}
-
-// fullP256Key is a PKCS #8 P-256 private key whose public point has no
-// leading zero byte in either coordinate.
-func fullP256Key() []byte {
-	for {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		pub, err := k.PublicKey.Bytes() // 0x04 || X || Y, fixed length
-		if err != nil {
-			panic(err)
-		}
-		if pub[1] == 0 || pub[33] == 0 {
-			continue
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			panic(err)
-		}
-		return der
-	}
+	return passkeytest.Credential()
 }
 
 // create answers creation options (the "options" of /register/options).

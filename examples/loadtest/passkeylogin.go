@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -17,6 +13,8 @@ import (
 
 	vw "github.com/descope/virtualwebauthn"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/mana-how/mana-auth/internal/passkeytest"
 )
 
 const (
@@ -198,7 +196,7 @@ func registerPasskey(ctx context.Context, a *api, bearer, origin, name string) (
 	s := &passkeySlot{
 		rp:   vw.RelyingParty{ID: o.RelyingPartyID, Name: o.RelyingPartyName, Origin: origin},
 		auth: vw.NewAuthenticatorWithOptions(vw.AuthenticatorOptions{UserHandle: []byte(o.UserID)}),
-		cred: vw.NewCredentialWithImportedKey(vw.KeyTypeEC2, fullP256Key()),
+		cred: passkeytest.Credential(),
 	}
 	credential := vw.CreateAttestationResponse(s.rp, s.auth, s.cred, *o)
 	if err := a.do(ctx, http.MethodPost, webauthnPrefix+"/register/verify", bearer,
@@ -233,30 +231,4 @@ func issuerOrigin(access string) (string, error) {
 		return "", fmt.Errorf("the access token's issuer %q is not the server's base URL: cannot tell the WebAuthn origin", claims.Iss)
 	}
 	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host), nil
-}
-
-// fullP256Key is a PKCS #8 P-256 private key whose public point has no
-// leading zero byte in either coordinate: virtualwebauthn writes the
-// coordinates with big.Int.Bytes, which drops such bytes, and go-webauthn
-// refuses a COSE EC2 key with a short coordinate, so about one key in 128
-// would fail its registration.
-func fullP256Key() []byte {
-	for {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		pub, err := k.PublicKey.Bytes() // 0x04 || X || Y, fixed length
-		if err != nil {
-			panic(err)
-		}
-		if pub[1] == 0 || pub[33] == 0 {
-			continue
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			panic(err)
-		}
-		return der
-	}
 }

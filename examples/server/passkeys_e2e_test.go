@@ -1,10 +1,6 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -17,6 +13,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mana-how/mana-auth/internal/passkeytest"
 )
 
 // The passkey group of TestAuthEndToEnd drives /api/v1/auth/passkeys as
@@ -59,35 +57,10 @@ func newE2EAuthenticator(userID uuid.UUID) *e2eAuthenticator {
 	a := &e2eAuthenticator{
 		rp:   vw.RelyingParty{ID: "auth.example.test", Name: "mana", Origin: e2eSecureBaseURL},
 		auth: vw.NewAuthenticatorWithOptions(vw.AuthenticatorOptions{UserHandle: userID[:]}),
-		cred: vw.NewCredentialWithImportedKey(vw.KeyTypeEC2, fullP256Key()),
+		cred: passkeytest.Credential(),
 	}
 	copy(a.auth.Aaguid[:], googlePasswordManager[:])
 	return a
-}
-
-// fullP256Key is a PKCS #8 P-256 key whose public coordinates both have 32
-// bytes: virtualwebauthn drops leading zero bytes (big.Int.Bytes) and
-// go-webauthn refuses a COSE key with a short coordinate, which would fail
-// about one registration in 128 at random.
-func fullP256Key() []byte {
-	for {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		pub, err := k.PublicKey.Bytes() // 0x04 || X || Y
-		if err != nil {
-			panic(err)
-		}
-		if pub[1] == 0 || pub[33] == 0 {
-			continue
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			panic(err)
-		}
-		return der
-	}
 }
 
 func (a *e2eAuthenticator) create(t *testing.T, options json.RawMessage) json.RawMessage {
